@@ -1,0 +1,3 @@
+module github.com/dsync-dev/dsync/services/dispatcher
+
+go 1.26

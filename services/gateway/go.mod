@@ -1,0 +1,3 @@
+module github.com/dsync-dev/dsync/services/gateway
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/dsync-dev/dsync/services/projector
+
+go 1.26
