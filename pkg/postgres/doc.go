@@ -1,0 +1,3 @@
+// Package postgres opens traced pgx pools and applies versioned SQL
+// migrations. It holds no business rules.
+package postgres
