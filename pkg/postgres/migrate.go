@@ -2,31 +2,19 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
-	"regexp"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dsync-dev/dsync/pkg/internal/migrate"
 )
 
 // ErrDowngrade is returned by Migrate when the database holds a migration
 // version newer than any file: an older binary must not run on a newer schema.
-var ErrDowngrade = errors.New("database schema is newer than this binary")
-
-// migrationFile matches "NNNN_description.up.sql".
-var migrationFile = regexp.MustCompile(`^(\d+)_([^/]+)\.up\.sql$`)
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+var ErrDowngrade = migrate.ErrDowngrade
 
 // Migrate applies the migrations in the root of migrations that component has
 // not applied yet, in ascending numeric version order. Files are named
@@ -42,7 +30,7 @@ type migration struct {
 // error wrapping ErrDowngrade, and applies nothing, when the database has a
 // version for component newer than the newest file.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migrations fs.FS) error {
-	files, err := readMigrations(migrations)
+	files, err := migrate.Read(migrations)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", component, err)
 	}
@@ -59,7 +47,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migratio
 
 // migrateStep applies the first pending migration, if any, in one locked
 // transaction. It reports done when nothing was pending.
-func migrateStep(ctx context.Context, pool *pgxpool.Pool, component string, files []migration) (done bool, err error) {
+func migrateStep(ctx context.Context, pool *pgxpool.Pool, component string, files []migrate.File) (done bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(component)); err != nil {
 			return fmt.Errorf("take advisory lock: %w", err)
@@ -83,7 +71,7 @@ func migrateStep(ctx context.Context, pool *pgxpool.Pool, component string, file
 		for _, v := range versions {
 			applied[int(v)] = true
 		}
-		next, err := pending(files, applied)
+		next, err := migrate.Pending(files, applied)
 		if err != nil {
 			return err
 		}
@@ -91,72 +79,16 @@ func migrateStep(ctx context.Context, pool *pgxpool.Pool, component string, file
 			done = true
 			return nil
 		}
-		if _, err := tx.Exec(ctx, next.sql); err != nil {
-			return fmt.Errorf("apply %s: %w", next.name, err)
+		if _, err := tx.Exec(ctx, next.SQL); err != nil {
+			return fmt.Errorf("apply %s: %w", next.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version, applied_at) VALUES ($1, $2, now())`,
-			component, next.version); err != nil {
-			return fmt.Errorf("record %s: %w", next.name, err)
+			component, next.Version); err != nil {
+			return fmt.Errorf("record %s: %w", next.Name, err)
 		}
 		return nil
 	})
 	return done, err
-}
-
-// pending returns the first file not in applied, or nil, after refusing a
-// downgrade.
-func pending(files []migration, applied map[int]bool) (*migration, error) {
-	newestFile := 0
-	if len(files) > 0 {
-		newestFile = files[len(files)-1].version
-	}
-	newestApplied := 0
-	for v := range applied {
-		newestApplied = max(newestApplied, v)
-	}
-	if newestApplied > newestFile {
-		return nil, fmt.Errorf("%w: database has version %d, newest file is %d", ErrDowngrade, newestApplied, newestFile)
-	}
-	for i := range files {
-		if !applied[files[i].version] {
-			return &files[i], nil
-		}
-	}
-	return nil, nil
-}
-
-// readMigrations reads and sorts the *.up.sql files in the root of fsys.
-func readMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var out []migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".up.sql") {
-			continue
-		}
-		m := migrationFile.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("migration %q: name must be NNNN_description.up.sql", e.Name())
-		}
-		version, err := strconv.Atoi(m[1])
-		if err != nil || version <= 0 {
-			return nil, fmt.Errorf("migration %q: version must be a positive integer", e.Name())
-		}
-		if prev, ok := seen[version]; ok {
-			return nil, fmt.Errorf("migrations %q and %q share version %d", prev, e.Name(), version)
-		}
-		seen[version] = e.Name()
-		body, err := fs.ReadFile(fsys, e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("read migration %q: %w", e.Name(), err)
-		}
-		out = append(out, migration{version: version, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
 }
 
 // lockKey maps a component to a stable advisory-lock key.
