@@ -1,0 +1,49 @@
+// Package domain holds what the gateway's use cases share: the event-log
+// port they write through and the errors it reports. It imports no
+// transport or storage package, so scim and registry stay plain Go.
+package domain
+
+import (
+	"context"
+	"errors"
+
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+)
+
+// Errors reported by an EventLog.
+var (
+	// ErrConflict means the aggregate changed after it was read: the
+	// expected last sequence no longer holds. The caller re-reads and
+	// re-applies, or reports the conflict.
+	ErrConflict = errors.New("aggregate changed since it was read")
+	// ErrUniqueness means a claimed value (a userName) is held by another
+	// aggregate. Nothing was appended.
+	ErrUniqueness = errors.New("value is already claimed")
+)
+
+// Claim reserves a unique value in the same atomic append as an event.
+type Claim struct {
+	// Subject is the claim's subject, e.g. event.UserNameClaimSubject.
+	Subject string
+	// Owner is the id of the aggregate taking the claim; it is the claim
+	// message's body, so a later writer can tell who holds the value.
+	Owner string
+}
+
+// EventLog reads and appends events. Implementations are safe for
+// concurrent use.
+type EventLog interface {
+	// Last returns the last event on subject and its stream sequence, or
+	// (nil, 0, nil) when the subject has none. It sees every append that
+	// was acknowledged before it was called.
+	Last(ctx context.Context, subject string) (*dsyncv1.Event, uint64, error)
+	// Append appends ev on subject if the subject's last sequence is still
+	// expectedSeq (0: the subject must be empty). It returns the event's
+	// stream sequence, or ErrConflict.
+	Append(ctx context.Context, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error)
+	// AppendClaimed appends the claim (which must not exist yet) and ev
+	// atomically: both are stored or neither is. It returns ErrUniqueness
+	// when the claim is held by another owner and ErrConflict when subject
+	// moved past expectedSeq.
+	AppendClaimed(ctx context.Context, claim Claim, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error)
+}

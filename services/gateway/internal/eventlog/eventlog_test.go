@@ -1,0 +1,176 @@
+package eventlog_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dsync-dev/dsync/pkg/event"
+	"github.com/dsync-dev/dsync/pkg/natsx/natstest"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/domain"
+	"github.com/dsync-dev/dsync/services/gateway/internal/eventlog"
+)
+
+var ids = event.NewIDs()
+
+func userEvent(dir, user, userName string) *dsyncv1.Event {
+	return &dsyncv1.Event{
+		Id:          ids.New(event.PrefixEvent),
+		DirectoryId: dir,
+		Type:        dsyncv1.EventType_EVENT_TYPE_USER_CREATED,
+		Payload:     &dsyncv1.Event_User{User: &dsyncv1.User{Id: user, DirectoryId: dir, UserName: userName}},
+	}
+}
+
+func setup(t *testing.T) (*eventlog.JetStream, jetstream.Stream) {
+	t.Helper()
+	js, stream := natstest.Run(t).JetStream(t)
+	return eventlog.New(js), stream
+}
+
+func msgCount(t *testing.T, s jetstream.Stream) uint64 {
+	t.Helper()
+	info, err := s.Info(t.Context())
+	require.NoError(t, err)
+	return info.State.Msgs
+}
+
+func TestAppendAndLast(t *testing.T) {
+	log, _ := setup(t)
+	ctx := t.Context()
+	dir, user := ids.New(event.PrefixDirectory), ids.New(event.PrefixUser)
+	subj := event.UserSubject(dir, user)
+
+	ev, seq, err := log.Last(ctx, subj)
+	require.NoError(t, err)
+	require.Nil(t, ev)
+	require.Zero(t, seq)
+
+	first := userEvent(dir, user, "a")
+	seq1, err := log.Append(ctx, subj, first, 0)
+	require.NoError(t, err)
+	got, gotSeq, err := log.Last(ctx, subj)
+	require.NoError(t, err)
+	require.Equal(t, seq1, gotSeq)
+	require.True(t, proto.Equal(first, got))
+
+	// A writer that read nothing (expected 0) is now stale.
+	_, err = log.Append(ctx, subj, userEvent(dir, user, "b"), 0)
+	require.ErrorIs(t, err, domain.ErrConflict)
+
+	seq2, err := log.Append(ctx, subj, userEvent(dir, user, "c"), seq1)
+	require.NoError(t, err)
+	require.Greater(t, seq2, seq1)
+}
+
+// TestConcurrentAppendsOneWins checks that of many writers that read the
+// same state, exactly one appends and the others get ErrConflict.
+func TestConcurrentAppendsOneWins(t *testing.T) {
+	log, _ := setup(t)
+	ctx := t.Context()
+	dir, user := ids.New(event.PrefixDirectory), ids.New(event.PrefixUser)
+	subj := event.UserSubject(dir, user)
+	seq, err := log.Append(ctx, subj, userEvent(dir, user, "base"), 0)
+	require.NoError(t, err)
+
+	const writers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			_, errs[i] = log.Append(ctx, subj, userEvent(dir, user, "w"), seq)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		require.ErrorIs(t, err, domain.ErrConflict)
+	}
+	require.Equal(t, 1, ok)
+}
+
+func TestAppendClaimedRejectsWholeBatch(t *testing.T) {
+	log, stream := setup(t)
+	ctx := t.Context()
+	dir := ids.New(event.PrefixDirectory)
+	alice, other := ids.New(event.PrefixUser), ids.New(event.PrefixUser)
+
+	claim := domain.Claim{Subject: event.UserNameClaimSubject(dir, "Alice@Example.com"), Owner: alice}
+	seq, err := log.AppendClaimed(ctx, claim, event.UserSubject(dir, alice), userEvent(dir, alice, "Alice@Example.com"), 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), seq, "the event is the second message of the batch")
+	require.Equal(t, uint64(2), msgCount(t, stream))
+
+	// The same name in another case is the same claim.
+	claim2 := domain.Claim{Subject: event.UserNameClaimSubject(dir, "alice@example.COM"), Owner: other}
+	_, err = log.AppendClaimed(ctx, claim2, event.UserSubject(dir, other), userEvent(dir, other, "alice@example.COM"), 0)
+	require.ErrorIs(t, err, domain.ErrUniqueness)
+	require.Equal(t, uint64(2), msgCount(t, stream), "the server must reject the whole batch")
+	ev, _, err := log.Last(ctx, event.UserSubject(dir, other))
+	require.NoError(t, err)
+	require.Nil(t, ev)
+
+	// The same name in another directory is free.
+	dir2 := ids.New(event.PrefixDirectory)
+	claim3 := domain.Claim{Subject: event.UserNameClaimSubject(dir2, "alice@example.com"), Owner: other}
+	_, err = log.AppendClaimed(ctx, claim3, event.UserSubject(dir2, other), userEvent(dir2, other, "alice@example.com"), 0)
+	require.NoError(t, err)
+}
+
+func TestAppendClaimedConflictOnEvent(t *testing.T) {
+	log, stream := setup(t)
+	ctx := t.Context()
+	dir, user := ids.New(event.PrefixDirectory), ids.New(event.PrefixUser)
+	subj := event.UserSubject(dir, user)
+	_, err := log.Append(ctx, subj, userEvent(dir, user, "x"), 0)
+	require.NoError(t, err)
+	before := msgCount(t, stream)
+
+	claim := domain.Claim{Subject: event.UserNameClaimSubject(dir, "fresh"), Owner: user}
+	_, err = log.AppendClaimed(ctx, claim, subj, userEvent(dir, user, "fresh"), 0)
+	require.ErrorIs(t, err, domain.ErrConflict)
+	require.Equal(t, before, msgCount(t, stream), "the claim must not be stored without its event")
+}
+
+func TestLastSequenceWildcard(t *testing.T) {
+	log, _ := setup(t)
+	ctx := t.Context()
+	dirA, dirB := ids.New(event.PrefixDirectory), ids.New(event.PrefixDirectory)
+
+	seq, err := log.LastSequence(ctx, event.DirectoryEventsSubject(dirA))
+	require.NoError(t, err)
+	require.Zero(t, seq)
+
+	u1 := ids.New(event.PrefixUser)
+	seqA, err := log.Append(ctx, event.UserSubject(dirA, u1), userEvent(dirA, u1, "1"), 0)
+	require.NoError(t, err)
+	u2 := ids.New(event.PrefixUser)
+	seqB, err := log.Append(ctx, event.UserSubject(dirB, u2), userEvent(dirB, u2, "2"), 0)
+	require.NoError(t, err)
+
+	got, err := log.LastSequence(ctx, event.DirectoryEventsSubject(dirA))
+	require.NoError(t, err)
+	require.Equal(t, seqA, got)
+	got, err = log.LastSequence(ctx, event.SubjectAllDirectoryEvents)
+	require.NoError(t, err)
+	require.Equal(t, seqB, got)
+}
+
+func TestStreamMissing(t *testing.T) {
+	nc := natstest.Run(t).Connect(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	log := eventlog.New(js)
+	_, _, err = log.Last(t.Context(), "dsync.ev.x.directory")
+	require.Error(t, err)
+	require.True(t, errors.Is(err, jetstream.ErrStreamNotFound))
+}

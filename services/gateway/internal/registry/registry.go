@@ -1,0 +1,198 @@
+// Package registry creates organizations and directories: the REST API's
+// write use cases. It is plain Go over the event log.
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dsync-dev/dsync/pkg/event"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/domain"
+)
+
+// DirectoryTypes are the WorkOS SCIM directory types a directory may have.
+var DirectoryTypes = []string{
+	"okta scim v2.0", "azure scim v2.0", "onelogin scim v2.0", "jumpcloud scim v2.0",
+	"pingfederate scim v2.0", "rippling scim v2.0", "cyberark scim v2.0", "generic scim v2.0",
+}
+
+// ValidationError is a request the caller must change: 422.
+type ValidationError struct{ Message string }
+
+func (e *ValidationError) Error() string { return e.Message }
+
+func invalid(format string, args ...any) error {
+	return &ValidationError{Message: fmt.Sprintf(format, args...)}
+}
+
+// Registry creates organizations and directories. It is safe for concurrent use.
+type Registry struct {
+	log domain.EventLog
+	ids *event.IDs
+	now func() time.Time
+}
+
+// New returns a Registry appending to log; now may be nil for time.Now.
+func New(log domain.EventLog, ids *event.IDs, now func() time.Time) *Registry {
+	if now == nil {
+		now = time.Now
+	}
+	return &Registry{log: log, ids: ids, now: now}
+}
+
+// Source is who asks for a change.
+type Source struct {
+	RequestID    string
+	UserAgent    string
+	TraceContext map[string]string
+}
+
+const maxNameLen = 256
+
+func checkName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", invalid("name is required")
+	case utf8.RuneCountInString(name) > maxNameLen:
+		return "", invalid("name must be at most %d characters", maxNameLen)
+	}
+	return name, nil
+}
+
+// CreateOrganization records a new organization. Domains are lower-cased
+// and must look like DNS names.
+func (r *Registry) CreateOrganization(ctx context.Context, src Source, name string, domains []string) (*dsyncv1.Organization, error) {
+	name, err := checkName(name)
+	if err != nil {
+		return nil, err
+	}
+	clean := make([]string, 0, len(domains))
+	for _, d := range domains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if !validDomain(d) {
+			return nil, invalid("domain %q is not a valid domain name", d)
+		}
+		if !slices.Contains(clean, d) {
+			clean = append(clean, d)
+		}
+	}
+	now := r.now()
+	org := &dsyncv1.Organization{
+		Id: r.ids.New(event.PrefixOrganization), Name: name, Domains: clean,
+		CreatedAt: timestamppb.New(now), UpdatedAt: timestamppb.New(now),
+	}
+	ev := r.newEvent(src, now, dsyncv1.EventType_EVENT_TYPE_ORGANIZATION_CREATED, "", org.GetId())
+	ev.Payload = &dsyncv1.Event_Organization{Organization: org}
+	if _, err := r.log.Append(ctx, event.OrganizationSubject(org.GetId()), ev, 0); err != nil {
+		return nil, fmt.Errorf("create organization: %w", err)
+	}
+	return org, nil
+}
+
+// validDomain accepts DNS names of letters, digits and hyphens with at
+// least one dot.
+func validDomain(d string) bool {
+	if len(d) == 0 || len(d) > 253 || !strings.Contains(d, ".") {
+		return false
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ErrOrganizationNotFound means a directory names an organization that
+// does not exist.
+var ErrOrganizationNotFound = errors.New("organization not found")
+
+// NewDirectory is a created directory and its SCIM bearer token, which is
+// returned this once and stored only as a hash.
+type NewDirectory struct {
+	Directory *dsyncv1.Directory
+	Token     string
+}
+
+// CreateDirectory records a new, active directory of the organization.
+func (r *Registry) CreateDirectory(ctx context.Context, src Source, orgID, name, typ string) (*NewDirectory, error) {
+	name, err := checkName(name)
+	if err != nil {
+		return nil, err
+	}
+	typ = strings.ToLower(strings.TrimSpace(typ))
+	if !slices.Contains(DirectoryTypes, typ) {
+		return nil, invalid("type must be one of: %s", strings.Join(DirectoryTypes, ", "))
+	}
+	if !event.ValidID(orgID, event.PrefixOrganization) {
+		return nil, invalid("organization_id must be an organization id (org_…)")
+	}
+	orgEv, _, err := r.log.Last(ctx, event.OrganizationSubject(orgID))
+	if err != nil {
+		return nil, fmt.Errorf("read organization %s: %w", orgID, err)
+	}
+	org := orgEv.GetOrganization()
+	if org == nil {
+		return nil, fmt.Errorf("organization %s: %w", orgID, ErrOrganizationNotFound)
+	}
+	token, sum, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	dir := &dsyncv1.Directory{
+		Id: r.ids.New(event.PrefixDirectory), OrganizationId: orgID, Name: name, Type: typ,
+		State: dsyncv1.DirectoryState_DIRECTORY_STATE_ACTIVE, ScimTokenSha256: sum,
+		OnDeactivate: dsyncv1.DeactivatePolicy_DEACTIVATE_POLICY_KEEP_INACTIVE,
+		CreatedAt:    timestamppb.New(now), UpdatedAt: timestamppb.New(now),
+	}
+	if len(org.GetDomains()) > 0 {
+		dir.Domain = org.GetDomains()[0]
+	}
+	ev := r.newEvent(src, now, dsyncv1.EventType_EVENT_TYPE_DIRECTORY_ACTIVATED, dir.GetId(), orgID)
+	ev.Payload = &dsyncv1.Event_Directory{Directory: dir}
+	if _, err := r.log.Append(ctx, event.DirectorySubject(dir.GetId()), ev, 0); err != nil {
+		return nil, fmt.Errorf("create directory: %w", err)
+	}
+	return &NewDirectory{Directory: dir, Token: token}, nil
+}
+
+// newToken returns a bearer token of 256 random bits and its SHA-256.
+func newToken() (string, []byte, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, fmt.Errorf("make token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(token))
+	return token, sum[:], nil
+}
+
+func (r *Registry) newEvent(src Source, now time.Time, typ dsyncv1.EventType, dirID, orgID string) *dsyncv1.Event {
+	return &dsyncv1.Event{
+		Id:             r.ids.New(event.PrefixEvent),
+		DirectoryId:    dirID,
+		OrganizationId: orgID,
+		OccurredAt:     timestamppb.New(now),
+		Type:           typ,
+		Source:         &dsyncv1.Source{Api: "rest", RequestId: src.RequestID, UserAgent: src.UserAgent},
+		TraceContext:   src.TraceContext,
+	}
+}
