@@ -1,0 +1,99 @@
+// Package readmodel is the projector's domain: the read model's store port,
+// how events change it, and cursor pagination over it. It imports no
+// transport or storage package; internal/store/postgres and
+// internal/store/sqlite implement Store, and internal/store/storetest is the
+// conformance suite both must pass.
+package readmodel
+
+import (
+	"context"
+	"errors"
+
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+)
+
+// ErrNotFound is returned by the Get methods of a Store for an unknown id.
+var ErrNotFound = errors.New("not found")
+
+// Store is the read model. Reads see committed state only. Implementations
+// are safe for concurrent use.
+type Store interface {
+	// Update runs fn in one transaction. It commits when fn returns nil and
+	// rolls back otherwise, so a failing fn leaves nothing half-written. The
+	// Tx is valid only inside fn, and fn must not call the Store's own
+	// methods (the SQLite store has one connection and would deadlock).
+	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Checkpoint returns the last stream sequence applied to the read model
+	// (0 for an empty one).
+	Checkpoint(ctx context.Context) (uint64, error)
+
+	GetOrganization(ctx context.Context, id string) (*dsyncv1.Organization, error)
+	ListOrganizations(ctx context.Context, r Range) ([]*dsyncv1.Organization, error)
+	GetDirectory(ctx context.Context, id string) (*dsyncv1.Directory, error)
+	ListDirectories(ctx context.Context, f DirectoryFilter, r Range) ([]*dsyncv1.Directory, error)
+	GetUser(ctx context.Context, id string) (*dsyncv1.User, error)
+	ListUsers(ctx context.Context, directoryID string, r Range) ([]*dsyncv1.User, error)
+	GetGroup(ctx context.Context, id string) (*dsyncv1.Group, error)
+	ListGroups(ctx context.Context, directoryID string, r Range) ([]*dsyncv1.Group, error)
+	// ListGroupUsers lists the users that are members of groupID.
+	ListGroupUsers(ctx context.Context, groupID string, r Range) ([]*dsyncv1.User, error)
+	// Skips lists the messages recorded with Tx.RecordSkip, oldest first.
+	Skips(ctx context.Context) ([]Skip, error)
+
+	Close() error
+}
+
+// Tx changes the read model inside Store.Update. Upserts replace the whole
+// row with the state given; deletes of unknown ids are no-ops, because a
+// projection replays the same facts and must converge.
+type Tx interface {
+	// Checkpoint returns the checkpoint as seen by this transaction. The
+	// PostgreSQL store locks the row, so two projectors on one database
+	// apply batches one after the other and never both apply an event.
+	Checkpoint(ctx context.Context) (uint64, error)
+	SetCheckpoint(ctx context.Context, seq uint64) error
+	// RecordSkip records a message that was not applied and why.
+	RecordSkip(ctx context.Context, s Skip) error
+
+	UpsertOrganization(ctx context.Context, o *dsyncv1.Organization) error
+	UpsertDirectory(ctx context.Context, d *dsyncv1.Directory) error
+	// DeleteDirectory removes the directory with its users, groups and
+	// memberships.
+	DeleteDirectory(ctx context.Context, id string) error
+	UpsertUser(ctx context.Context, u *dsyncv1.User) error
+	// DeleteUser removes the user and its memberships.
+	DeleteUser(ctx context.Context, id string) error
+	UpsertGroup(ctx context.Context, g *dsyncv1.Group) error
+	// DeleteGroup removes the group and its memberships.
+	DeleteGroup(ctx context.Context, id string) error
+	// AddMember records the edge; adding an existing edge is a no-op.
+	AddMember(ctx context.Context, directoryID, groupID, userID string) error
+	RemoveMember(ctx context.Context, groupID, userID string) error
+}
+
+// Range is one keyset scan over ids. Ids are a prefix and a ULID, so byte
+// order of ids is creation order.
+type Range struct {
+	// GreaterThan and LessThan are exclusive bounds; "" means unbounded.
+	GreaterThan string
+	LessThan    string
+	// Desc scans from the highest id down.
+	Desc bool
+	// Limit is the maximum number of rows; it is always positive.
+	Limit int
+}
+
+// DirectoryFilter narrows ListDirectories.
+type DirectoryFilter struct {
+	// OrganizationID keeps only that organization's directories when set.
+	OrganizationID string
+	// Search keeps directories whose name contains it, without regard to case.
+	Search string
+}
+
+// Skip is a message the projection stepped over without applying.
+type Skip struct {
+	Seq     uint64
+	Subject string
+	Reason  string
+}

@@ -1,0 +1,452 @@
+// Package sqlite is the embedded read-model store of `dsync dev`: SQLite
+// through database/sql and modernc.org/sqlite (pkg/sqlitex).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dsync-dev/dsync/pkg/sqlitex"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/projector/internal/readmodel"
+)
+
+// Component is the migration component of the read model.
+const Component = "projector"
+
+//go:embed migrations/*.up.sql
+var migrationFiles embed.FS
+
+// Store is the SQLite read model. sqlitex gives it one connection, so reads
+// wait while a batch is applied; that is the price of an embedded store.
+type Store struct {
+	db *sql.DB
+}
+
+var _ readmodel.Store = (*Store)(nil)
+
+// Open opens (creating it if needed) the database file at path and applies
+// the read model's migrations. The caller closes the Store.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sqlitex.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open read model: %w", err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open read model migrations: %w", err)
+	}
+	if err := sqlitex.Migrate(ctx, db, Component, sub); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("migrate read model: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close read model: %w", err)
+	}
+	return nil
+}
+
+// Update implements readmodel.Store.
+func (s *Store) Update(ctx context.Context, fn func(context.Context, readmodel.Tx) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreDone(tx.Rollback()))
+		}
+	}()
+	if err := fn(ctx, &Tx{tx: tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ignoreDone drops the error of rolling back a transaction that a cancelled
+// context already rolled back.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// Checkpoint implements readmodel.Store.
+func (s *Store) Checkpoint(ctx context.Context) (uint64, error) {
+	return checkpoint(ctx, s.db)
+}
+
+func checkpoint(ctx context.Context, q querier) (uint64, error) {
+	var seq int64
+	if err := q.QueryRowContext(ctx, `SELECT seq FROM projector_checkpoint WHERE id = 1`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return uint64(seq), nil
+}
+
+// GetOrganization implements readmodel.Store.
+func (s *Store) GetOrganization(ctx context.Context, id string) (*dsyncv1.Organization, error) {
+	return get(ctx, s.db, &dsyncv1.Organization{}, `SELECT data FROM organizations WHERE id = ?`, id)
+}
+
+// ListOrganizations implements readmodel.Store.
+func (s *Store) ListOrganizations(ctx context.Context, r readmodel.Range) ([]*dsyncv1.Organization, error) {
+	return list(ctx, s.db, newOrganization, `SELECT data FROM organizations WHERE 1`, "id", nil, r)
+}
+
+// GetDirectory implements readmodel.Store.
+func (s *Store) GetDirectory(ctx context.Context, id string) (*dsyncv1.Directory, error) {
+	return get(ctx, s.db, &dsyncv1.Directory{}, `SELECT data FROM directories WHERE id = ?`, id)
+}
+
+// ListDirectories implements readmodel.Store.
+func (s *Store) ListDirectories(ctx context.Context, f readmodel.DirectoryFilter, r readmodel.Range) ([]*dsyncv1.Directory, error) {
+	q := `SELECT data FROM directories WHERE 1`
+	var args []any
+	if f.OrganizationID != "" {
+		q += ` AND organization_id = ?`
+		args = append(args, f.OrganizationID)
+	}
+	if f.Search != "" {
+		// instr rather than LIKE: the search text needs no escaping, and
+		// name_lower was lower-cased in Go (SQLite's lower is ASCII only).
+		q += ` AND instr(name_lower, ?) > 0`
+		args = append(args, strings.ToLower(f.Search))
+	}
+	return list(ctx, s.db, newDirectory, q, "id", args, r)
+}
+
+// GetUser implements readmodel.Store.
+func (s *Store) GetUser(ctx context.Context, id string) (*dsyncv1.User, error) {
+	return get(ctx, s.db, &dsyncv1.User{}, `SELECT data FROM users WHERE id = ?`, id)
+}
+
+// ListUsers implements readmodel.Store.
+func (s *Store) ListUsers(ctx context.Context, directoryID string, r readmodel.Range) ([]*dsyncv1.User, error) {
+	return list(ctx, s.db, newUser, `SELECT data FROM users WHERE directory_id = ?`, "id", []any{directoryID}, r)
+}
+
+// GetGroup implements readmodel.Store.
+func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.Group, error) {
+	return get(ctx, s.db, &dsyncv1.Group{}, `SELECT data FROM groups WHERE id = ?`, id)
+}
+
+// ListGroups implements readmodel.Store.
+func (s *Store) ListGroups(ctx context.Context, directoryID string, r readmodel.Range) ([]*dsyncv1.Group, error) {
+	return list(ctx, s.db, newGroup, `SELECT data FROM groups WHERE directory_id = ?`, "id", []any{directoryID}, r)
+}
+
+// ListGroupUsers implements readmodel.Store.
+func (s *Store) ListGroupUsers(ctx context.Context, groupID string, r readmodel.Range) ([]*dsyncv1.User, error) {
+	return list(ctx, s.db, newUser,
+		`SELECT u.data FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?`,
+		"m.user_id", []any{groupID}, r)
+}
+
+// Skips implements readmodel.Store.
+func (s *Store) Skips(ctx context.Context) ([]readmodel.Skip, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, subject, reason FROM projector_skips ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("list skips: %w", err)
+	}
+	defer rows.Close()
+	var skips []readmodel.Skip
+	for rows.Next() {
+		var (
+			sk  readmodel.Skip
+			seq int64
+		)
+		if err := rows.Scan(&seq, &sk.Subject, &sk.Reason); err != nil {
+			return nil, fmt.Errorf("list skips: %w", err)
+		}
+		sk.Seq = uint64(seq)
+		skips = append(skips, sk)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list skips: %w", err)
+	}
+	return skips, nil
+}
+
+// Tx is one read-model transaction. sqlitex begins it IMMEDIATE, so it
+// holds the write lock from the start and the checkpoint it reads cannot
+// change under it.
+type Tx struct {
+	tx *sql.Tx
+}
+
+var _ readmodel.Tx = (*Tx)(nil)
+
+// Checkpoint implements readmodel.Tx.
+func (t *Tx) Checkpoint(ctx context.Context) (uint64, error) {
+	return checkpoint(ctx, t.tx)
+}
+
+// SetCheckpoint implements readmodel.Tx.
+func (t *Tx) SetCheckpoint(ctx context.Context, seq uint64) error {
+	if _, err := t.tx.ExecContext(ctx, `UPDATE projector_checkpoint SET seq = ? WHERE id = 1`, int64(seq)); err != nil {
+		return fmt.Errorf("set checkpoint: %w", err)
+	}
+	return nil
+}
+
+// RecordSkip implements readmodel.Tx.
+func (t *Tx) RecordSkip(ctx context.Context, sk readmodel.Skip) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO projector_skips (seq, subject, reason) VALUES (?, ?, ?)
+		ON CONFLICT (seq) DO UPDATE SET subject = excluded.subject, reason = excluded.reason`,
+		int64(sk.Seq), sk.Subject, sk.Reason)
+	if err != nil {
+		return fmt.Errorf("record skip %d: %w", sk.Seq, err)
+	}
+	return nil
+}
+
+// UpsertOrganization implements readmodel.Tx.
+func (t *Tx) UpsertOrganization(ctx context.Context, o *dsyncv1.Organization) error {
+	data, err := marshal(o)
+	if err != nil {
+		return err
+	}
+	domains := o.GetDomains()
+	if domains == nil {
+		domains = []string{}
+	}
+	domainsJSON, err := json.Marshal(domains)
+	if err != nil {
+		return fmt.Errorf("encode domains: %w", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO organizations (id, name, domains, created_at, updated_at, data)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, domains = excluded.domains,
+			created_at = excluded.created_at, updated_at = excluded.updated_at, data = excluded.data`,
+		o.GetId(), o.GetName(), string(domainsJSON), ts(o.GetCreatedAt()), ts(o.GetUpdatedAt()), data)
+	if err != nil {
+		return fmt.Errorf("upsert organization %s: %w", o.GetId(), err)
+	}
+	return nil
+}
+
+// UpsertDirectory implements readmodel.Tx.
+func (t *Tx) UpsertDirectory(ctx context.Context, d *dsyncv1.Directory) error {
+	data, err := marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO directories (id, organization_id, name, name_lower, type, state, domain,
+			on_deactivate, created_at, updated_at, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET organization_id = excluded.organization_id, name = excluded.name,
+			name_lower = excluded.name_lower, type = excluded.type, state = excluded.state,
+			domain = excluded.domain, on_deactivate = excluded.on_deactivate,
+			created_at = excluded.created_at, updated_at = excluded.updated_at, data = excluded.data`,
+		d.GetId(), d.GetOrganizationId(), d.GetName(), strings.ToLower(d.GetName()), d.GetType(),
+		d.GetState().String(), d.GetDomain(), d.GetOnDeactivate().String(),
+		ts(d.GetCreatedAt()), ts(d.GetUpdatedAt()), data)
+	if err != nil {
+		return fmt.Errorf("upsert directory %s: %w", d.GetId(), err)
+	}
+	return nil
+}
+
+// DeleteDirectory implements readmodel.Tx.
+func (t *Tx) DeleteDirectory(ctx context.Context, id string) error {
+	for _, q := range []string{
+		`DELETE FROM memberships WHERE directory_id = ?`,
+		`DELETE FROM users WHERE directory_id = ?`,
+		`DELETE FROM groups WHERE directory_id = ?`,
+		`DELETE FROM directories WHERE id = ?`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("delete directory %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// UpsertUser implements readmodel.Tx.
+func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User) error {
+	data, err := marshal(u)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
+			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET directory_id = excluded.directory_id,
+			organization_id = excluded.organization_id, idp_id = excluded.idp_id,
+			user_name = excluded.user_name, user_name_lower = excluded.user_name_lower,
+			email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
+			state = excluded.state, created_at = excluded.created_at, updated_at = excluded.updated_at,
+			data = excluded.data`,
+		u.GetId(), u.GetDirectoryId(), u.GetOrganizationId(), u.GetIdpId(), u.GetUserName(),
+		strings.ToLower(u.GetUserName()), u.GetEmail(), u.GetFirstName(), u.GetLastName(),
+		u.GetState().String(), ts(u.GetCreatedAt()), ts(u.GetUpdatedAt()), data)
+	if err != nil {
+		return fmt.Errorf("upsert user %s: %w", u.GetId(), err)
+	}
+	return nil
+}
+
+// DeleteUser implements readmodel.Tx.
+func (t *Tx) DeleteUser(ctx context.Context, id string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE user_id = ?`, id); err != nil {
+		return fmt.Errorf("delete user %s memberships: %w", id, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete user %s: %w", id, err)
+	}
+	return nil
+}
+
+// UpsertGroup implements readmodel.Tx.
+func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group) error {
+	data, err := marshal(g)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
+			created_at, updated_at, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET directory_id = excluded.directory_id,
+			organization_id = excluded.organization_id, idp_id = excluded.idp_id, name = excluded.name,
+			created_at = excluded.created_at, updated_at = excluded.updated_at, data = excluded.data`,
+		g.GetId(), g.GetDirectoryId(), g.GetOrganizationId(), g.GetIdpId(), g.GetName(),
+		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data)
+	if err != nil {
+		return fmt.Errorf("upsert group %s: %w", g.GetId(), err)
+	}
+	return nil
+}
+
+// DeleteGroup implements readmodel.Tx.
+func (t *Tx) DeleteGroup(ctx context.Context, id string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE group_id = ?`, id); err != nil {
+		return fmt.Errorf("delete group %s memberships: %w", id, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM groups WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete group %s: %w", id, err)
+	}
+	return nil
+}
+
+// AddMember implements readmodel.Tx.
+func (t *Tx) AddMember(ctx context.Context, directoryID, groupID, userID string) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO memberships (directory_id, group_id, user_id) VALUES (?, ?, ?)
+		ON CONFLICT (group_id, user_id) DO NOTHING`, directoryID, groupID, userID)
+	if err != nil {
+		return fmt.Errorf("add member %s to %s: %w", userID, groupID, err)
+	}
+	return nil
+}
+
+// RemoveMember implements readmodel.Tx.
+func (t *Tx) RemoveMember(ctx context.Context, groupID, userID string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE group_id = ? AND user_id = ?`, groupID, userID); err != nil {
+		return fmt.Errorf("remove member %s from %s: %w", userID, groupID, err)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func get[T proto.Message](ctx context.Context, q querier, m T, query, id string) (T, error) {
+	var zero T
+	var data []byte
+	err := q.QueryRowContext(ctx, query, id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return zero, fmt.Errorf("get %s: %w", id, readmodel.ErrNotFound)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("get %s: %w", id, err)
+	}
+	if err := proto.Unmarshal(data, m); err != nil {
+		return zero, fmt.Errorf("decode %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// list runs sel (a SELECT of one data column ending in a WHERE clause) with
+// the keyset bounds of r on idCol.
+func list[T proto.Message](ctx context.Context, q querier, newT func() T, sel, idCol string, args []any, r readmodel.Range) ([]T, error) {
+	var b strings.Builder
+	b.WriteString(sel)
+	if r.GreaterThan != "" {
+		fmt.Fprintf(&b, " AND %s > ?", idCol)
+		args = append(args, r.GreaterThan)
+	}
+	if r.LessThan != "" {
+		fmt.Fprintf(&b, " AND %s < ?", idCol)
+		args = append(args, r.LessThan)
+	}
+	dir := "ASC"
+	if r.Desc {
+		dir = "DESC"
+	}
+	fmt.Fprintf(&b, " ORDER BY %s %s LIMIT ?", idCol, dir)
+	args = append(args, r.Limit)
+	rows, err := q.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		m := newT()
+		if err := proto.Unmarshal(data, m); err != nil {
+			return nil, fmt.Errorf("list: decode: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return out, nil
+}
+
+func newOrganization() *dsyncv1.Organization { return &dsyncv1.Organization{} }
+func newDirectory() *dsyncv1.Directory       { return &dsyncv1.Directory{} }
+func newUser() *dsyncv1.User                 { return &dsyncv1.User{} }
+func newGroup() *dsyncv1.Group               { return &dsyncv1.Group{} }
+
+func marshal(m proto.Message) ([]byte, error) {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return data, nil
+}
+
+// ts converts an optional proto timestamp to a nullable RFC 3339 column.
+func ts(t *timestamppb.Timestamp) any {
+	if !t.IsValid() {
+		return nil
+	}
+	return t.AsTime().UTC().Format(time.RFC3339Nano)
+}
