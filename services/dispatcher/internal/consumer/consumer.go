@@ -1,0 +1,161 @@
+// Package consumer reads the event stream and hands public events to the
+// ingester, which makes them durable deliveries before the message is
+// acknowledged.
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dsync-dev/dsync/pkg/event"
+	"github.com/dsync-dev/dsync/pkg/natsx"
+	"github.com/dsync-dev/dsync/pkg/workos"
+	"github.com/dsync-dev/dsync/services/dispatcher/internal/delivery"
+)
+
+// Ingester stores an event and its deliveries idempotently.
+type Ingester interface {
+	Ingest(ctx context.Context, ev delivery.Event) (int, error)
+}
+
+// retryDelay is how long a message waits after the store failed to take it.
+const retryDelay = time.Second
+
+// Consumer is a durable pull consumer on the directory events.
+type Consumer struct {
+	JS       jetstream.JetStream
+	Name     string
+	Log      *slog.Logger
+	Ingester Ingester
+	// Ready is called once the consumer is consuming.
+	Ready func()
+}
+
+// Run consumes until ctx is done and returns nil then. It waits for the
+// stream to exist (the gateway declares it) rather than declaring it with
+// settings that could differ from the deployment's.
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.consumer(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { c.handle(ctx, msg) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			c.Log.WarnContext(ctx, "event consumer", "error", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.Name, err)
+	}
+	if c.Ready != nil {
+		c.Ready()
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return nil
+}
+
+func (c *Consumer) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:        c.Name,
+		Description:    "dsync dispatcher: events to webhook deliveries",
+		FilterSubjects: []string{event.SubjectAllDirectoryEvents},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckWait:        30 * time.Second,
+		// Messages are acked as soon as their deliveries are stored, so
+		// this bounds only in-flight ingestion, never webhook retries.
+		MaxAckPending: 1000,
+	}
+	logged := false
+	for {
+		cons, err := c.JS.CreateOrUpdateConsumer(ctx, event.Stream, cfg)
+		if err == nil {
+			return cons, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("create consumer %s: %w", c.Name, err)
+		}
+		if !logged {
+			c.Log.InfoContext(ctx, "waiting for the event stream", "stream", event.Stream)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// handle gives msg its fate: Ack when stored or not public, Term when it can
+// never be processed, NakWithDelay when the store failed.
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	ctx = natsx.ExtractTrace(ctx, msg.Headers())
+	log := c.Log.With("subject", msg.Subject())
+	md, err := msg.Metadata()
+	if err != nil {
+		log.ErrorContext(ctx, "event without metadata; terminated", "error", err)
+		_ = msg.TermWithReason("no metadata")
+		return
+	}
+	log = log.With("stream_seq", md.Sequence.Stream)
+	ev, err := event.Decode(msg.Data())
+	if err != nil {
+		log.ErrorContext(ctx, "malformed event; terminated", "error", err)
+		_ = msg.TermWithReason("malformed event")
+		return
+	}
+	log = log.With("event_id", ev.GetId())
+	we, err := workos.NewEvent(ev)
+	if errors.Is(err, workos.ErrNotPublic) {
+		c.ack(ctx, log, msg)
+		return
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "event has no webhook form; terminated", "error", err)
+		_ = msg.TermWithReason("no webhook form")
+		return
+	}
+	body, err := json.Marshal(we)
+	if err != nil {
+		log.ErrorContext(ctx, "render webhook event; terminated", "error", err)
+		_ = msg.TermWithReason("render failed")
+		return
+	}
+	n, err := c.Ingester.Ingest(ctx, delivery.Event{
+		ID:        ev.GetId(),
+		Name:      we.Event,
+		Subject:   msg.Subject(),
+		Seq:       md.Sequence.Stream,
+		Body:      body,
+		CreatedAt: ev.GetOccurredAt().AsTime(),
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the message is redelivered after AckWait
+		}
+		log.ErrorContext(ctx, "store deliveries; will retry", "error", err)
+		_ = msg.NakWithDelay(retryDelay)
+		return
+	}
+	log.DebugContext(ctx, "event ingested", "deliveries", n)
+	c.ack(ctx, log, msg)
+}
+
+func (c *Consumer) ack(ctx context.Context, log *slog.Logger, msg jetstream.Msg) {
+	// A lost ack redelivers the message; ingestion is idempotent, so that
+	// costs a lookup, not a duplicate webhook.
+	if err := msg.Ack(); err != nil {
+		log.WarnContext(ctx, "ack event", "error", err)
+	}
+}

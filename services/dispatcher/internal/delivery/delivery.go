@@ -1,0 +1,181 @@
+// Package delivery is the dispatcher's domain: webhook endpoints, the events
+// they receive, deliveries (one event to one endpoint) and their attempts,
+// and the rules that decide what happens after each attempt.
+//
+// Stream messages are never held while a delivery is retried: an event is
+// turned into durable delivery rows (Ingester) and acknowledged, and a
+// separate Worker sends due deliveries and schedules retries. A dead
+// endpoint therefore cannot exhaust the consumer's MaxAckPending and stall
+// deliveries to every other endpoint (DESIGN.md §4).
+//
+// The package imports no transport or storage: the Store and Sender it uses
+// are implemented by adapters.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Errors of the domain. Adapters map them to gRPC codes in one place.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid argument")
+)
+
+// EndpointState says whether an endpoint receives deliveries.
+type EndpointState string
+
+// Endpoint states.
+const (
+	EndpointEnabled  EndpointState = "enabled"
+	EndpointDisabled EndpointState = "disabled"
+)
+
+// Endpoint is a customer URL that receives signed webhook events.
+type Endpoint struct {
+	ID  string // we_<ULID>
+	URL string
+	// Events are the subscribed event names; empty means every event.
+	Events    []string
+	State     EndpointState
+	Secret    string // whsec_<base64 of 32 bytes>
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Subscribes reports whether e wants events named name.
+func (e Endpoint) Subscribes(name string) bool {
+	return len(e.Events) == 0 || slices.Contains(e.Events, name)
+}
+
+// Event is a public event as it is sent: its rendered JSON body is stored
+// once and is the exact bytes signed and sent at every attempt.
+type Event struct {
+	ID      string // event_<ULID>, also the webhook-id
+	Name    string // dsync.user.created, …
+	Subject string // the stream subject, i.e. the resource the event is about
+	// Seq is the stream sequence; deliveries of one subject to one endpoint
+	// go out in Seq order.
+	Seq       uint64
+	Body      []byte
+	CreatedAt time.Time
+}
+
+// DeliveryState is where a delivery is in its life.
+type DeliveryState string
+
+// Delivery states.
+const (
+	DeliveryPending   DeliveryState = "pending"
+	DeliverySucceeded DeliveryState = "succeeded"
+	// DeliveryFailed is the dead-letter state: every attempt failed or the
+	// endpoint is gone.
+	DeliveryFailed DeliveryState = "failed"
+)
+
+// Delivery is one event to be delivered to one endpoint. There is at most
+// one delivery per (EndpointID, EventID).
+type Delivery struct {
+	ID         string // whd_<ULID>
+	EndpointID string
+	EventID    string
+	EventName  string
+	Subject    string
+	Seq        uint64
+	State      DeliveryState
+	// Attempts is the number of attempts made so far.
+	Attempts       int
+	LastStatusCode int // 0 when the last attempt got no response
+	LastError      string
+	NextAttemptAt  time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Attempt is one HTTP request of a delivery.
+type Attempt struct {
+	DeliveryID string
+	Number     int // 1-based
+	StartedAt  time.Time
+	StatusCode int // 0 when there was no response
+	Error      string
+	Latency    time.Duration
+	// ResponseBody is at most MaxResponseSnippet bytes of the response.
+	ResponseBody string
+}
+
+// MaxResponseSnippet bounds the response body kept per attempt.
+const MaxResponseSnippet = 1024
+
+// Claim is a due delivery leased to one worker, with what it needs to send.
+type Claim struct {
+	Delivery Delivery
+	URL      string
+	Secret   string
+	Body     []byte
+}
+
+// Outcome is the delivery's state after an attempt.
+type Outcome struct {
+	State DeliveryState
+	// NextAttemptAt is set when State is DeliveryPending.
+	NextAttemptAt time.Time
+	// DisableEndpoint is set when the endpoint told us it is gone (410).
+	DisableEndpoint bool
+}
+
+// ListQuery selects a run of rows in id order: those after Cursor in
+// ascending order, or, with Desc, those before Cursor in descending order.
+// An empty Cursor starts at the first (or last) row. At most Limit rows.
+type ListQuery struct {
+	Cursor string
+	Desc   bool
+	Limit  int
+}
+
+// Store keeps endpoints, events, deliveries and attempts. Implementations
+// must be safe for concurrent use and pass the storetest conformance suite.
+type Store interface {
+	// CreateEndpoint inserts e.
+	CreateEndpoint(ctx context.Context, e Endpoint) error
+	// GetEndpoint returns ErrNotFound when id is unknown.
+	GetEndpoint(ctx context.Context, id string) (Endpoint, error)
+	// ListEndpoints lists endpoints by id.
+	ListEndpoints(ctx context.Context, q ListQuery) ([]Endpoint, error)
+	// EnabledEndpoints returns every enabled endpoint.
+	EnabledEndpoints(ctx context.Context) ([]Endpoint, error)
+	// SetEndpointState changes an endpoint's state; ErrNotFound when unknown.
+	SetEndpointState(ctx context.Context, id string, state EndpointState, at time.Time) error
+
+	// AddEvent stores ev (once: an existing id is kept as is) and inserts
+	// deliveries, in one transaction. A delivery whose (EndpointID,
+	// EventID) exists is skipped, so a redelivered stream message never
+	// duplicates a delivery. It returns how many deliveries were inserted.
+	AddEvent(ctx context.Context, ev Event, deliveries []Delivery) (int, error)
+
+	// ClaimDue leases up to limit pending deliveries that are due at now,
+	// whose endpoint is enabled and that are not leased (claimed_until
+	// unset or not after now), until leaseUntil. It never returns a
+	// delivery while an earlier (lower Seq) pending delivery of the same
+	// endpoint and subject exists, and never leases more than perEndpoint
+	// deliveries of one endpoint at once, counting leases already held.
+	// A lease that expires makes the delivery due again: that is how a
+	// crashed worker's delivery is retried.
+	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int) ([]Claim, error)
+
+	// FinishAttempt records a and applies o to the delivery in one
+	// transaction: attempts and last status/error are updated, the lease is
+	// released, and the endpoint is disabled when o says so. ErrNotFound
+	// when the delivery is unknown.
+	FinishAttempt(ctx context.Context, a Attempt, o Outcome) error
+
+	// GetDelivery returns ErrNotFound when id is unknown.
+	GetDelivery(ctx context.Context, id string) (Delivery, error)
+	// ListDeliveries lists an endpoint's deliveries by id.
+	ListDeliveries(ctx context.Context, endpointID string, q ListQuery) ([]Delivery, error)
+	// ListAttempts returns a delivery's attempts by number.
+	ListAttempts(ctx context.Context, deliveryID string) ([]Attempt, error)
+}

@@ -1,0 +1,119 @@
+package dialguard_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dsync-dev/dsync/services/dispatcher/internal/dialguard"
+)
+
+func TestAllowed(t *testing.T) {
+	tests := []struct {
+		ip   string
+		want bool
+	}{
+		{"8.8.8.8", true},
+		{"2606:4700:4700::1111", true},
+		{"127.0.0.1", false},
+		{"::1", false},
+		{"10.1.2.3", false},
+		{"172.16.0.1", false},
+		{"192.168.1.1", false},
+		{"169.254.169.254", false}, // cloud metadata
+		{"fe80::1", false},
+		{"fd00::1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"224.0.0.1", false},
+		{"ff02::1", false},
+		{"100.64.0.1", false},
+		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
+		{"::ffff:10.0.0.1", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ip, func(t *testing.T) {
+			require.Equal(t, tc.want, dialguard.Allowed(netip.MustParseAddr(tc.ip), false))
+			require.True(t, dialguard.Allowed(netip.MustParseAddr(tc.ip), true))
+		})
+	}
+}
+
+// TestDialerRefusesLoopback dials a real loopback server through a guarded
+// client, via a host name, so the check must happen after resolution.
+func TestDialerRefusesLoopback(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(srv.Close)
+	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
+	require.NoError(t, err)
+	url := "http://localhost:" + port + "/"
+
+	for _, allow := range []bool{false, true} {
+		d := dialguard.NewDialer(allow, 5*time.Second)
+		client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		if allow {
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			continue
+		}
+		require.ErrorIs(t, err, dialguard.ErrForbiddenAddress)
+	}
+}
+
+func TestValidateURL(t *testing.T) {
+	tests := []struct {
+		url          string
+		allowPrivate bool
+		ok           bool
+	}{
+		{"https://example.com/hook", false, true},
+		{"http://example.com:8080/hook?x=1", false, true},
+		{"ftp://example.com/", false, false},
+		{"example.com/hook", false, false},
+		{"/hook", false, false},
+		{"https://", false, false},
+		{"https:///path", false, false},
+		{"https://user:pass@example.com/", false, false},
+		{"mailto:a@example.com", false, false},
+		{"http://127.0.0.1:9000/", false, false},
+		{"http://127.0.0.1:9000/", true, true},
+		{"http://localhost/", false, false},
+		{"http://localhost/", true, true},
+		{"http://[::1]/", false, false},
+		{"http://169.254.169.254/latest", false, false},
+		{"http://%zz", false, false},
+		{"", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			_, err := dialguard.ValidateURL(tc.url, tc.allowPrivate)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, dialguard.ErrInvalidURL)
+		})
+	}
+}
+
+func FuzzValidateURL(f *testing.F) {
+	for _, s := range []string{"https://example.com/", "http://127.0.0.1/", "x", "http://[::1", "https://a@b/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := dialguard.ValidateURL(raw, false)
+		if err == nil {
+			require.Contains(t, []string{"http", "https"}, u.Scheme)
+			require.NotEmpty(t, u.Hostname())
+		}
+	})
+}
