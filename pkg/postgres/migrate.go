@@ -25,7 +25,7 @@ var ErrDowngrade = migrate.ErrDowngrade
 // schema_migrations(component, version, applied_at), so it is applied
 // entirely or not at all; statements that cannot run in a transaction (CREATE
 // INDEX CONCURRENTLY) are not supported. Every transaction first takes
-// pg_advisory_xact_lock on a hash of component, so processes starting at once
+// pg_advisory_xact_lock (one key for all components), so processes starting at once
 // apply each migration exactly once. Migrate is idempotent. It returns an
 // error wrapping ErrDowngrade, and applies nothing, when the database has a
 // version for component newer than the newest file.
@@ -49,7 +49,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migratio
 // transaction. It reports done when nothing was pending.
 func migrateStep(ctx context.Context, pool *pgxpool.Pool, component string, files []migrate.File) (done bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(component)); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
 			return fmt.Errorf("take advisory lock: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -91,9 +91,13 @@ func migrateStep(ctx context.Context, pool *pgxpool.Pool, component string, file
 	return done, err
 }
 
-// lockKey maps a component to a stable advisory-lock key.
-func lockKey(component string) int64 {
+// migrationLockKey is the advisory lock every migration transaction takes.
+// It is one lock for all components, not one per component: services that
+// share a database start at once, and two concurrent CREATE TABLE IF NOT
+// EXISTS schema_migrations collide on PostgreSQL's catalog (23505 on
+// pg_type) even though each would succeed alone.
+var migrationLockKey = func() int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("dsync.schema_migrations." + component)) // hash writes never fail
+	_, _ = h.Write([]byte("dsync.schema_migrations")) // hash writes never fail
 	return int64(h.Sum64())
-}
+}()

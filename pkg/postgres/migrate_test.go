@@ -139,3 +139,21 @@ func TestMigrateConcurrentStarters(t *testing.T) {
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM log`).Scan(&n))
 	require.Equal(t, 2, n)
 }
+
+// Services that share a database (projector, dispatcher) migrate their own
+// components at the same moment on a fresh database.
+func TestMigrateConcurrentComponentsOnFreshDatabase(t *testing.T) {
+	pool := openPool(t)
+	components := []string{"projector", "dispatcher", "gateway", "other"}
+	var wg sync.WaitGroup
+	errs := make([]error, len(components))
+	for i, c := range components {
+		fsys := fstest.MapFS{"0001_init.up.sql": file(`CREATE TABLE t_` + c + ` (id int)`)}
+		wg.Go(func() { errs[i] = postgres.Migrate(context.WithoutCancel(t.Context()), pool, c, fsys) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, components[i])
+		require.Equal(t, []int{1}, appliedVersions(t, pool, components[i]))
+	}
+}

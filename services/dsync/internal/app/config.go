@@ -1,0 +1,163 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// Targets that `dsync serve --target` accepts.
+const (
+	TargetAll        = "all"
+	TargetGateway    = "gateway"
+	TargetProjector  = "projector"
+	TargetDispatcher = "dispatcher"
+)
+
+// Config is the whole configuration of a dsync process. Every field is a
+// flag and an environment variable; a flag wins over the environment.
+type Config struct {
+	// Target is the service this process runs (serve) or "all" (dev).
+	Target string
+	// Dev runs the embedded topology: in-process NATS and SQLite in DataDir.
+	Dev bool
+
+	HTTPAddr  string
+	PublicURL string
+	DataDir   string
+	APIKey    string
+
+	NATSURL     string
+	NATSListen  string
+	PostgresURL string
+
+	ProjectorGRPCAddr  string
+	DispatcherGRPCAddr string
+	ProjectorURL       string
+	DispatcherURL      string
+
+	AllowPrivateWebhooks bool
+	Demo                 bool
+
+	LogLevel  string
+	LogFormat string
+}
+
+// setting is one configuration value: its flag, its variable and its default.
+type setting struct {
+	flag, env, def, usage string
+	target                *string
+}
+
+func settings(c *Config, dev bool) []setting {
+	dataDir := "./data"
+	return []setting{
+		{"http-addr", "DSYNC_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP server (SCIM, REST API, dashboard, /healthz, /metrics)", &c.HTTPAddr},
+		{"public-url", "DSYNC_PUBLIC_URL", "", "absolute base URL clients reach the gateway at (default: http://<http-addr>)", &c.PublicURL},
+		{"data-dir", "DSYNC_DATA_DIR", dataDir, "directory for the API key and, in dev, JetStream files and SQLite stores", &c.DataDir},
+		{"api-key", "DSYNC_API_KEY", "", "REST API key (default: generated on first start and kept in the data dir)", &c.APIKey},
+		{"nats-url", "DSYNC_NATS_URL", ifElse(dev, "", "nats://127.0.0.1:4222"), "NATS server URL (serve); empty in dev runs NATS in-process", &c.NATSURL},
+		{"nats-listen", "DSYNC_NATS_LISTEN", "", "dev: also accept NATS clients on this host:port (empty: in-process only)", &c.NATSListen},
+		{"postgres-url", "DSYNC_POSTGRES_URL", "", "PostgreSQL URL of the read model and delivery log (serve); empty in dev uses SQLite", &c.PostgresURL},
+		{"projector-grpc-addr", "DSYNC_PROJECTOR_GRPC_ADDR", "127.0.0.1:9091", "listen address of the projector's DirectoryService", &c.ProjectorGRPCAddr},
+		{"dispatcher-grpc-addr", "DSYNC_DISPATCHER_GRPC_ADDR", "127.0.0.1:9092", "listen address of the dispatcher's WebhookService", &c.DispatcherGRPCAddr},
+		{"projector-url", "DSYNC_PROJECTOR_URL", "", "gRPC target the gateway dials for DirectoryService (default: the projector's listen address)", &c.ProjectorURL},
+		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL},
+		{"log-level", "DSYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+		{"log-format", "DSYNC_LOG_FORMAT", ifElse(dev, "text", "json"), "text or json", &c.LogFormat},
+	}
+}
+
+func ifElse(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// parseConfig reads flags from args and variables through getenv.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, dev bool) (Config, error) {
+	c := Config{Dev: dev, Target: TargetAll}
+	fs := flag.NewFlagSet("dsync "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range settings(&c, dev) {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		fs.StringVar(s.target, s.flag, def, s.usage+" ($"+s.env+")")
+	}
+	allowPrivate := boolEnv(getenv, "DSYNC_ALLOW_PRIVATE_WEBHOOKS", dev)
+	fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", allowPrivate, "deliver webhooks to loopback, private and link-local addresses ($DSYNC_ALLOW_PRIVATE_WEBHOOKS)")
+	fs.BoolVar(&c.Demo, "demo", boolEnv(getenv, "DSYNC_DEMO", dev), "on first start, create a demo organization and Okta directory and print its credentials ($DSYNC_DEMO)")
+	if !dev {
+		target := getenv("DSYNC_TARGET")
+		if target == "" {
+			target = TargetAll
+		}
+		fs.StringVar(&c.Target, "target", target, "service to run: all, gateway, projector or dispatcher ($DSYNC_TARGET)")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return c, c.validate()
+}
+
+func boolEnv(getenv func(string) string, key string, def bool) bool {
+	v, err := strconv.ParseBool(getenv(key))
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+func (c Config) validate() error {
+	switch c.Target {
+	case TargetAll, TargetGateway, TargetProjector, TargetDispatcher:
+	default:
+		return fmt.Errorf("unknown target %q: want all, gateway, projector or dispatcher", c.Target)
+	}
+	if !c.Dev {
+		if c.NATSURL == "" {
+			return errors.New("serve needs a NATS server: set --nats-url or DSYNC_NATS_URL")
+		}
+		if c.PostgresURL == "" && c.Target != TargetGateway {
+			return errors.New("serve needs PostgreSQL: set --postgres-url or DSYNC_POSTGRES_URL")
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func (c Config) runs(target string) bool {
+	return c.Target == TargetAll || c.Target == target
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
