@@ -97,7 +97,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("service", "dispatcher")
 	if cfg.ConsumerName == "" {
 		cfg.ConsumerName = DefaultConsumerName
 	}
