@@ -275,8 +275,20 @@ type Directory struct {
 	OnDeactivate    DeactivatePolicy       `protobuf:"varint,8,opt,name=on_deactivate,json=onDeactivate,proto3,enum=dsync.v1.DeactivatePolicy" json:"on_deactivate,omitempty"`
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// attribute_mapping maps custom_attributes keys to IdP attribute paths
+	// (SCIM paths such as
+	// "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").
+	// WorkOS's predefined keys are mapped by default; entries here add to or
+	// override them.
+	AttributeMapping map[string]string `protobuf:"bytes,11,rep,name=attribute_mapping,json=attributeMapping,proto3" json:"attribute_mapping,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// role_mapping maps a group (by id, idp_id or name) to a role slug; a
+	// user's roles are those of its groups.
+	RoleMapping map[string]string `protobuf:"bytes,12,rep,name=role_mapping,json=roleMapping,proto3" json:"role_mapping,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// rate_limit_per_second caps SCIM requests for this directory; 0 means the
+	// server default.
+	RateLimitPerSecond float64 `protobuf:"fixed64,13,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3" json:"rate_limit_per_second,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Directory) Reset() {
@@ -379,6 +391,27 @@ func (x *Directory) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Directory) GetAttributeMapping() map[string]string {
+	if x != nil {
+		return x.AttributeMapping
+	}
+	return nil
+}
+
+func (x *Directory) GetRoleMapping() map[string]string {
+	if x != nil {
+		return x.RoleMapping
+	}
+	return nil
+}
+
+func (x *Directory) GetRateLimitPerSecond() float64 {
+	if x != nil {
+		return x.RateLimitPerSecond
+	}
+	return 0
+}
+
 // Email is one entry of a user's emails.
 type Email struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -465,6 +498,9 @@ type User struct {
 	RawAttributes *structpb.Struct       `protobuf:"bytes,14,opt,name=raw_attributes,json=rawAttributes,proto3" json:"raw_attributes,omitempty"`
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// role_slugs are the roles mapped from the user's groups; the first is
+	// WorkOS's "role", all of them "roles".
+	RoleSlugs     []string `protobuf:"bytes,17,rep,name=role_slugs,json=roleSlugs,proto3" json:"role_slugs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,6 +643,13 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *User) GetRoleSlugs() []string {
+	if x != nil {
+		return x.RoleSlugs
 	}
 	return nil
 }
@@ -796,7 +839,7 @@ const file_dsync_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x97\x03\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xf0\x05\n" +
 	"\tDirectory\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n" +
@@ -810,11 +853,20 @@ const file_dsync_v1_resources_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"K\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12V\n" +
+	"\x11attribute_mapping\x18\v \x03(\v2).dsync.v1.Directory.AttributeMappingEntryR\x10attributeMapping\x12G\n" +
+	"\frole_mapping\x18\f \x03(\v2$.dsync.v1.Directory.RoleMappingEntryR\vroleMapping\x121\n" +
+	"\x15rate_limit_per_second\x18\r \x01(\x01R\x12rateLimitPerSecond\x1aC\n" +
+	"\x15AttributeMappingEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
+	"\x10RoleMappingEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
 	"\x05Email\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
-	"\aprimary\x18\x03 \x01(\bR\aprimary\"\xf8\x04\n" +
+	"\aprimary\x18\x03 \x01(\bR\aprimary\"\x97\x05\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdirectory_id\x18\x02 \x01(\tR\vdirectoryId\x12'\n" +
@@ -835,7 +887,9 @@ const file_dsync_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc4\x02\n" +
+	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"role_slugs\x18\x11 \x03(\tR\troleSlugs\"\xc4\x02\n" +
 	"\x05Group\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdirectory_id\x18\x02 \x01(\tR\vdirectoryId\x12'\n" +
@@ -881,7 +935,7 @@ func file_dsync_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_dsync_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dsync_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_dsync_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_dsync_v1_resources_proto_goTypes = []any{
 	(DirectoryState)(0),           // 0: dsync.v1.DirectoryState
 	(DeactivatePolicy)(0),         // 1: dsync.v1.DeactivatePolicy
@@ -892,32 +946,36 @@ var file_dsync_v1_resources_proto_goTypes = []any{
 	(*User)(nil),                  // 6: dsync.v1.User
 	(*Group)(nil),                 // 7: dsync.v1.Group
 	(*Membership)(nil),            // 8: dsync.v1.Membership
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
+	nil,                           // 9: dsync.v1.Directory.AttributeMappingEntry
+	nil,                           // 10: dsync.v1.Directory.RoleMappingEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
 }
 var file_dsync_v1_resources_proto_depIdxs = []int32{
-	9,  // 0: dsync.v1.Organization.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 1: dsync.v1.Organization.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 0: dsync.v1.Organization.created_at:type_name -> google.protobuf.Timestamp
+	11, // 1: dsync.v1.Organization.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: dsync.v1.Directory.state:type_name -> dsync.v1.DirectoryState
 	1,  // 3: dsync.v1.Directory.on_deactivate:type_name -> dsync.v1.DeactivatePolicy
-	9,  // 4: dsync.v1.Directory.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: dsync.v1.Directory.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 6: dsync.v1.User.state:type_name -> dsync.v1.UserState
-	5,  // 7: dsync.v1.User.emails:type_name -> dsync.v1.Email
-	10, // 8: dsync.v1.User.custom_attributes:type_name -> google.protobuf.Struct
-	10, // 9: dsync.v1.User.raw_attributes:type_name -> google.protobuf.Struct
-	9,  // 10: dsync.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 11: dsync.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 12: dsync.v1.Group.raw_attributes:type_name -> google.protobuf.Struct
-	9,  // 13: dsync.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 14: dsync.v1.Group.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 15: dsync.v1.Membership.group:type_name -> dsync.v1.Group
-	6,  // 16: dsync.v1.Membership.user:type_name -> dsync.v1.User
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	11, // 4: dsync.v1.Directory.created_at:type_name -> google.protobuf.Timestamp
+	11, // 5: dsync.v1.Directory.updated_at:type_name -> google.protobuf.Timestamp
+	9,  // 6: dsync.v1.Directory.attribute_mapping:type_name -> dsync.v1.Directory.AttributeMappingEntry
+	10, // 7: dsync.v1.Directory.role_mapping:type_name -> dsync.v1.Directory.RoleMappingEntry
+	2,  // 8: dsync.v1.User.state:type_name -> dsync.v1.UserState
+	5,  // 9: dsync.v1.User.emails:type_name -> dsync.v1.Email
+	12, // 10: dsync.v1.User.custom_attributes:type_name -> google.protobuf.Struct
+	12, // 11: dsync.v1.User.raw_attributes:type_name -> google.protobuf.Struct
+	11, // 12: dsync.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	11, // 13: dsync.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 14: dsync.v1.Group.raw_attributes:type_name -> google.protobuf.Struct
+	11, // 15: dsync.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	11, // 16: dsync.v1.Group.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 17: dsync.v1.Membership.group:type_name -> dsync.v1.Group
+	6,  // 18: dsync.v1.Membership.user:type_name -> dsync.v1.User
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_dsync_v1_resources_proto_init() }
@@ -931,7 +989,7 @@ func file_dsync_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_resources_proto_rawDesc), len(file_dsync_v1_resources_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
