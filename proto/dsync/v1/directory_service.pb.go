@@ -912,6 +912,773 @@ func (x *GetProjectionStatusResponse) GetStreamSequence() uint64 {
 	return 0
 }
 
+type GetGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	MinSequence   uint64                 `protobuf:"varint,2,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGroupRequest) Reset() {
+	*x = GetGroupRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGroupRequest) ProtoMessage() {}
+
+func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
+func (*GetGroupRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetGroupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetGroupRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+type GetGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberCount   int64                  `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGroupResponse) Reset() {
+	*x = GetGroupResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGroupResponse) ProtoMessage() {}
+
+func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGroupResponse.ProtoReflect.Descriptor instead.
+func (*GetGroupResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetGroupResponse) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *GetGroupResponse) GetMemberCount() int64 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+type ListGroupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one of directory_id and user_id is set.
+	DirectoryId   string `protobuf:"bytes,1,opt,name=directory_id,json=directoryId,proto3" json:"directory_id,omitempty"`
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Page          *Page  `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	MinSequence   uint64 `protobuf:"varint,4,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListGroupsRequest) GetDirectoryId() string {
+	if x != nil {
+		return x.DirectoryId
+	}
+	return ""
+}
+
+func (x *ListGroupsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListGroupsRequest) GetPage() *Page {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListGroupsRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+// GroupWithCount is a group and its member count.
+type GroupWithCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberCount   int64                  `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupWithCount) Reset() {
+	*x = GroupWithCount{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupWithCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupWithCount) ProtoMessage() {}
+
+func (x *GroupWithCount) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupWithCount.ProtoReflect.Descriptor instead.
+func (*GroupWithCount) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GroupWithCount) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *GroupWithCount) GetMemberCount() int64 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupWithCount      `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	PageInfo      *PageInfo              `protobuf:"bytes,2,opt,name=page_info,json=pageInfo,proto3" json:"page_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupWithCount {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ListGroupsResponse) GetPageInfo() *PageInfo {
+	if x != nil {
+		return x.PageInfo
+	}
+	return nil
+}
+
+type ListGroupMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Page          *Page                  `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	MinSequence   uint64                 `protobuf:"varint,3,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupMembersRequest) Reset() {
+	*x = ListGroupMembersRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupMembersRequest) ProtoMessage() {}
+
+func (x *ListGroupMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupMembersRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListGroupMembersRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ListGroupMembersRequest) GetPage() *Page {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListGroupMembersRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+type ListGroupMembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	PageInfo      *PageInfo              `protobuf:"bytes,2,opt,name=page_info,json=pageInfo,proto3" json:"page_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupMembersResponse) Reset() {
+	*x = ListGroupMembersResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupMembersResponse) ProtoMessage() {}
+
+func (x *ListGroupMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupMembersResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListGroupMembersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListGroupMembersResponse) GetPageInfo() *PageInfo {
+	if x != nil {
+		return x.PageInfo
+	}
+	return nil
+}
+
+// ScimQuery is the paging, sorting and filtering of a SCIM list request.
+type ScimQuery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filter is a SCIM filter expression; empty matches everything.
+	Filter string `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// start_index is 1-based; 0 means 1.
+	StartIndex int32 `protobuf:"varint,2,opt,name=start_index,json=startIndex,proto3" json:"start_index,omitempty"`
+	// count is the page size; 0 asks for the total only (RFC 7644 §3.4.2.4).
+	// The server caps it at its maximum page size.
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// sort_by is a SCIM attribute path; empty sorts by id (creation order).
+	SortBy         string `protobuf:"bytes,4,opt,name=sort_by,json=sortBy,proto3" json:"sort_by,omitempty"`
+	SortDescending bool   `protobuf:"varint,5,opt,name=sort_descending,json=sortDescending,proto3" json:"sort_descending,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ScimQuery) Reset() {
+	*x = ScimQuery{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScimQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScimQuery) ProtoMessage() {}
+
+func (x *ScimQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScimQuery.ProtoReflect.Descriptor instead.
+func (*ScimQuery) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ScimQuery) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ScimQuery) GetStartIndex() int32 {
+	if x != nil {
+		return x.StartIndex
+	}
+	return 0
+}
+
+func (x *ScimQuery) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ScimQuery) GetSortBy() string {
+	if x != nil {
+		return x.SortBy
+	}
+	return ""
+}
+
+func (x *ScimQuery) GetSortDescending() bool {
+	if x != nil {
+		return x.SortDescending
+	}
+	return false
+}
+
+type SearchUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DirectoryId   string                 `protobuf:"bytes,1,opt,name=directory_id,json=directoryId,proto3" json:"directory_id,omitempty"`
+	Query         *ScimQuery             `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	MinSequence   uint64                 `protobuf:"varint,3,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchUsersRequest) Reset() {
+	*x = SearchUsersRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchUsersRequest) ProtoMessage() {}
+
+func (x *SearchUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchUsersRequest.ProtoReflect.Descriptor instead.
+func (*SearchUsersRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SearchUsersRequest) GetDirectoryId() string {
+	if x != nil {
+		return x.DirectoryId
+	}
+	return ""
+}
+
+func (x *SearchUsersRequest) GetQuery() *ScimQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+func (x *SearchUsersRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+type SearchUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	TotalResults  int64                  `protobuf:"varint,2,opt,name=total_results,json=totalResults,proto3" json:"total_results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchUsersResponse) Reset() {
+	*x = SearchUsersResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchUsersResponse) ProtoMessage() {}
+
+func (x *SearchUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchUsersResponse.ProtoReflect.Descriptor instead.
+func (*SearchUsersResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SearchUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *SearchUsersResponse) GetTotalResults() int64 {
+	if x != nil {
+		return x.TotalResults
+	}
+	return 0
+}
+
+type SearchGroupsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	DirectoryId string                 `protobuf:"bytes,1,opt,name=directory_id,json=directoryId,proto3" json:"directory_id,omitempty"`
+	Query       *ScimQuery             `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// include_member_ids returns each group's member user ids; when false the
+	// membership table is not read (excludedAttributes=members).
+	IncludeMemberIds bool   `protobuf:"varint,3,opt,name=include_member_ids,json=includeMemberIds,proto3" json:"include_member_ids,omitempty"`
+	MinSequence      uint64 `protobuf:"varint,4,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SearchGroupsRequest) Reset() {
+	*x = SearchGroupsRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchGroupsRequest) ProtoMessage() {}
+
+func (x *SearchGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchGroupsRequest.ProtoReflect.Descriptor instead.
+func (*SearchGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SearchGroupsRequest) GetDirectoryId() string {
+	if x != nil {
+		return x.DirectoryId
+	}
+	return ""
+}
+
+func (x *SearchGroupsRequest) GetQuery() *ScimQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+func (x *SearchGroupsRequest) GetIncludeMemberIds() bool {
+	if x != nil {
+		return x.IncludeMemberIds
+	}
+	return false
+}
+
+func (x *SearchGroupsRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+// GroupWithMembers is a group with its member ids, when they were asked for.
+type GroupWithMembers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberIds     []string               `protobuf:"bytes,2,rep,name=member_ids,json=memberIds,proto3" json:"member_ids,omitempty"`
+	MemberCount   int64                  `protobuf:"varint,3,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupWithMembers) Reset() {
+	*x = GroupWithMembers{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupWithMembers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupWithMembers) ProtoMessage() {}
+
+func (x *GroupWithMembers) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupWithMembers.ProtoReflect.Descriptor instead.
+func (*GroupWithMembers) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GroupWithMembers) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *GroupWithMembers) GetMemberIds() []string {
+	if x != nil {
+		return x.MemberIds
+	}
+	return nil
+}
+
+func (x *GroupWithMembers) GetMemberCount() int64 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+type SearchGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupWithMembers    `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	TotalResults  int64                  `protobuf:"varint,2,opt,name=total_results,json=totalResults,proto3" json:"total_results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchGroupsResponse) Reset() {
+	*x = SearchGroupsResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchGroupsResponse) ProtoMessage() {}
+
+func (x *SearchGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchGroupsResponse.ProtoReflect.Descriptor instead.
+func (*SearchGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SearchGroupsResponse) GetGroups() []*GroupWithMembers {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *SearchGroupsResponse) GetTotalResults() int64 {
+	if x != nil {
+		return x.TotalResults
+	}
+	return 0
+}
+
 var File_dsync_v1_directory_service_proto protoreflect.FileDescriptor
 
 const file_dsync_v1_directory_service_proto_rawDesc = "" +
@@ -964,12 +1731,63 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\x1aGetProjectionStatusRequest\"q\n" +
 	"\x1bGetProjectionStatusResponse\x12)\n" +
 	"\x10applied_sequence\x18\x01 \x01(\x04R\x0fappliedSequence\x12'\n" +
-	"\x0fstream_sequence\x18\x02 \x01(\x04R\x0estreamSequence*=\n" +
+	"\x0fstream_sequence\x18\x02 \x01(\x04R\x0estreamSequence\"D\n" +
+	"\x0fGetGroupRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fmin_sequence\x18\x02 \x01(\x04R\vminSequence\"\\\n" +
+	"\x10GetGroupResponse\x12%\n" +
+	"\x05group\x18\x01 \x01(\v2\x0f.dsync.v1.GroupR\x05group\x12!\n" +
+	"\fmember_count\x18\x02 \x01(\x03R\vmemberCount\"\x96\x01\n" +
+	"\x11ListGroupsRequest\x12!\n" +
+	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\"\n" +
+	"\x04page\x18\x03 \x01(\v2\x0e.dsync.v1.PageR\x04page\x12!\n" +
+	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\"Z\n" +
+	"\x0eGroupWithCount\x12%\n" +
+	"\x05group\x18\x01 \x01(\v2\x0f.dsync.v1.GroupR\x05group\x12!\n" +
+	"\fmember_count\x18\x02 \x01(\x03R\vmemberCount\"w\n" +
+	"\x12ListGroupsResponse\x120\n" +
+	"\x06groups\x18\x01 \x03(\v2\x18.dsync.v1.GroupWithCountR\x06groups\x12/\n" +
+	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"{\n" +
+	"\x17ListGroupMembersRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\"\n" +
+	"\x04page\x18\x02 \x01(\v2\x0e.dsync.v1.PageR\x04page\x12!\n" +
+	"\fmin_sequence\x18\x03 \x01(\x04R\vminSequence\"q\n" +
+	"\x18ListGroupMembersResponse\x12$\n" +
+	"\x05users\x18\x01 \x03(\v2\x0e.dsync.v1.UserR\x05users\x12/\n" +
+	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"\x9c\x01\n" +
+	"\tScimQuery\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x12\x1f\n" +
+	"\vstart_index\x18\x02 \x01(\x05R\n" +
+	"startIndex\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x17\n" +
+	"\asort_by\x18\x04 \x01(\tR\x06sortBy\x12'\n" +
+	"\x0fsort_descending\x18\x05 \x01(\bR\x0esortDescending\"\x85\x01\n" +
+	"\x12SearchUsersRequest\x12!\n" +
+	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12)\n" +
+	"\x05query\x18\x02 \x01(\v2\x13.dsync.v1.ScimQueryR\x05query\x12!\n" +
+	"\fmin_sequence\x18\x03 \x01(\x04R\vminSequence\"`\n" +
+	"\x13SearchUsersResponse\x12$\n" +
+	"\x05users\x18\x01 \x03(\v2\x0e.dsync.v1.UserR\x05users\x12#\n" +
+	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults\"\xb4\x01\n" +
+	"\x13SearchGroupsRequest\x12!\n" +
+	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12)\n" +
+	"\x05query\x18\x02 \x01(\v2\x13.dsync.v1.ScimQueryR\x05query\x12,\n" +
+	"\x12include_member_ids\x18\x03 \x01(\bR\x10includeMemberIds\x12!\n" +
+	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\"{\n" +
+	"\x10GroupWithMembers\x12%\n" +
+	"\x05group\x18\x01 \x01(\v2\x0f.dsync.v1.GroupR\x05group\x12\x1d\n" +
+	"\n" +
+	"member_ids\x18\x02 \x03(\tR\tmemberIds\x12!\n" +
+	"\fmember_count\x18\x03 \x01(\x03R\vmemberCount\"o\n" +
+	"\x14SearchGroupsResponse\x122\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1a.dsync.v1.GroupWithMembersR\x06groups\x12#\n" +
+	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults*=\n" +
 	"\x05Order\x12\x15\n" +
 	"\x11ORDER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tORDER_ASC\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ORDER_DESC\x10\x022\xd9\x04\n" +
+	"ORDER_DESC\x10\x022\xdb\a\n" +
 	"\x10DirectoryService\x12V\n" +
 	"\x0fGetOrganization\x12 .dsync.v1.GetOrganizationRequest\x1a!.dsync.v1.GetOrganizationResponse\x12\\\n" +
 	"\x11ListOrganizations\x12\".dsync.v1.ListOrganizationsRequest\x1a#.dsync.v1.ListOrganizationsResponse\x12M\n" +
@@ -977,7 +1795,13 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\x0fListDirectories\x12 .dsync.v1.ListDirectoriesRequest\x1a!.dsync.v1.ListDirectoriesResponse\x12>\n" +
 	"\aGetUser\x12\x18.dsync.v1.GetUserRequest\x1a\x19.dsync.v1.GetUserResponse\x12D\n" +
 	"\tListUsers\x12\x1a.dsync.v1.ListUsersRequest\x1a\x1b.dsync.v1.ListUsersResponse\x12b\n" +
-	"\x13GetProjectionStatus\x12$.dsync.v1.GetProjectionStatusRequest\x1a%.dsync.v1.GetProjectionStatusResponseB\x99\x01\n" +
+	"\x13GetProjectionStatus\x12$.dsync.v1.GetProjectionStatusRequest\x1a%.dsync.v1.GetProjectionStatusResponse\x12A\n" +
+	"\bGetGroup\x12\x19.dsync.v1.GetGroupRequest\x1a\x1a.dsync.v1.GetGroupResponse\x12G\n" +
+	"\n" +
+	"ListGroups\x12\x1b.dsync.v1.ListGroupsRequest\x1a\x1c.dsync.v1.ListGroupsResponse\x12Y\n" +
+	"\x10ListGroupMembers\x12!.dsync.v1.ListGroupMembersRequest\x1a\".dsync.v1.ListGroupMembersResponse\x12J\n" +
+	"\vSearchUsers\x12\x1c.dsync.v1.SearchUsersRequest\x1a\x1d.dsync.v1.SearchUsersResponse\x12M\n" +
+	"\fSearchGroups\x12\x1d.dsync.v1.SearchGroupsRequest\x1a\x1e.dsync.v1.SearchGroupsResponseB\x99\x01\n" +
 	"\fcom.dsync.v1B\x15DirectoryServiceProtoP\x01Z1github.com/dsync-dev/dsync/proto/dsync/v1;dsyncv1\xa2\x02\x03DXX\xaa\x02\bDsync.V1\xca\x02\bDsync\\V1\xe2\x02\x14Dsync\\V1\\GPBMetadata\xea\x02\tDsync::V1b\x06proto3"
 
 var (
@@ -993,7 +1817,7 @@ func file_dsync_v1_directory_service_proto_rawDescGZIP() []byte {
 }
 
 var file_dsync_v1_directory_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dsync_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_dsync_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_dsync_v1_directory_service_proto_goTypes = []any{
 	(Order)(0),                          // 0: dsync.v1.Order
 	(*Page)(nil),                        // 1: dsync.v1.Page
@@ -1012,43 +1836,80 @@ var file_dsync_v1_directory_service_proto_goTypes = []any{
 	(*ListUsersResponse)(nil),           // 14: dsync.v1.ListUsersResponse
 	(*GetProjectionStatusRequest)(nil),  // 15: dsync.v1.GetProjectionStatusRequest
 	(*GetProjectionStatusResponse)(nil), // 16: dsync.v1.GetProjectionStatusResponse
-	(*Organization)(nil),                // 17: dsync.v1.Organization
-	(*Directory)(nil),                   // 18: dsync.v1.Directory
-	(*User)(nil),                        // 19: dsync.v1.User
+	(*GetGroupRequest)(nil),             // 17: dsync.v1.GetGroupRequest
+	(*GetGroupResponse)(nil),            // 18: dsync.v1.GetGroupResponse
+	(*ListGroupsRequest)(nil),           // 19: dsync.v1.ListGroupsRequest
+	(*GroupWithCount)(nil),              // 20: dsync.v1.GroupWithCount
+	(*ListGroupsResponse)(nil),          // 21: dsync.v1.ListGroupsResponse
+	(*ListGroupMembersRequest)(nil),     // 22: dsync.v1.ListGroupMembersRequest
+	(*ListGroupMembersResponse)(nil),    // 23: dsync.v1.ListGroupMembersResponse
+	(*ScimQuery)(nil),                   // 24: dsync.v1.ScimQuery
+	(*SearchUsersRequest)(nil),          // 25: dsync.v1.SearchUsersRequest
+	(*SearchUsersResponse)(nil),         // 26: dsync.v1.SearchUsersResponse
+	(*SearchGroupsRequest)(nil),         // 27: dsync.v1.SearchGroupsRequest
+	(*GroupWithMembers)(nil),            // 28: dsync.v1.GroupWithMembers
+	(*SearchGroupsResponse)(nil),        // 29: dsync.v1.SearchGroupsResponse
+	(*Organization)(nil),                // 30: dsync.v1.Organization
+	(*Directory)(nil),                   // 31: dsync.v1.Directory
+	(*User)(nil),                        // 32: dsync.v1.User
+	(*Group)(nil),                       // 33: dsync.v1.Group
 }
 var file_dsync_v1_directory_service_proto_depIdxs = []int32{
 	0,  // 0: dsync.v1.Page.order:type_name -> dsync.v1.Order
-	17, // 1: dsync.v1.GetOrganizationResponse.organization:type_name -> dsync.v1.Organization
+	30, // 1: dsync.v1.GetOrganizationResponse.organization:type_name -> dsync.v1.Organization
 	1,  // 2: dsync.v1.ListOrganizationsRequest.page:type_name -> dsync.v1.Page
-	17, // 3: dsync.v1.ListOrganizationsResponse.organizations:type_name -> dsync.v1.Organization
+	30, // 3: dsync.v1.ListOrganizationsResponse.organizations:type_name -> dsync.v1.Organization
 	2,  // 4: dsync.v1.ListOrganizationsResponse.page_info:type_name -> dsync.v1.PageInfo
-	18, // 5: dsync.v1.GetDirectoryResponse.directory:type_name -> dsync.v1.Directory
+	31, // 5: dsync.v1.GetDirectoryResponse.directory:type_name -> dsync.v1.Directory
 	1,  // 6: dsync.v1.ListDirectoriesRequest.page:type_name -> dsync.v1.Page
-	18, // 7: dsync.v1.ListDirectoriesResponse.directories:type_name -> dsync.v1.Directory
+	31, // 7: dsync.v1.ListDirectoriesResponse.directories:type_name -> dsync.v1.Directory
 	2,  // 8: dsync.v1.ListDirectoriesResponse.page_info:type_name -> dsync.v1.PageInfo
-	19, // 9: dsync.v1.GetUserResponse.user:type_name -> dsync.v1.User
+	32, // 9: dsync.v1.GetUserResponse.user:type_name -> dsync.v1.User
 	1,  // 10: dsync.v1.ListUsersRequest.page:type_name -> dsync.v1.Page
-	19, // 11: dsync.v1.ListUsersResponse.users:type_name -> dsync.v1.User
+	32, // 11: dsync.v1.ListUsersResponse.users:type_name -> dsync.v1.User
 	2,  // 12: dsync.v1.ListUsersResponse.page_info:type_name -> dsync.v1.PageInfo
-	3,  // 13: dsync.v1.DirectoryService.GetOrganization:input_type -> dsync.v1.GetOrganizationRequest
-	5,  // 14: dsync.v1.DirectoryService.ListOrganizations:input_type -> dsync.v1.ListOrganizationsRequest
-	7,  // 15: dsync.v1.DirectoryService.GetDirectory:input_type -> dsync.v1.GetDirectoryRequest
-	9,  // 16: dsync.v1.DirectoryService.ListDirectories:input_type -> dsync.v1.ListDirectoriesRequest
-	11, // 17: dsync.v1.DirectoryService.GetUser:input_type -> dsync.v1.GetUserRequest
-	13, // 18: dsync.v1.DirectoryService.ListUsers:input_type -> dsync.v1.ListUsersRequest
-	15, // 19: dsync.v1.DirectoryService.GetProjectionStatus:input_type -> dsync.v1.GetProjectionStatusRequest
-	4,  // 20: dsync.v1.DirectoryService.GetOrganization:output_type -> dsync.v1.GetOrganizationResponse
-	6,  // 21: dsync.v1.DirectoryService.ListOrganizations:output_type -> dsync.v1.ListOrganizationsResponse
-	8,  // 22: dsync.v1.DirectoryService.GetDirectory:output_type -> dsync.v1.GetDirectoryResponse
-	10, // 23: dsync.v1.DirectoryService.ListDirectories:output_type -> dsync.v1.ListDirectoriesResponse
-	12, // 24: dsync.v1.DirectoryService.GetUser:output_type -> dsync.v1.GetUserResponse
-	14, // 25: dsync.v1.DirectoryService.ListUsers:output_type -> dsync.v1.ListUsersResponse
-	16, // 26: dsync.v1.DirectoryService.GetProjectionStatus:output_type -> dsync.v1.GetProjectionStatusResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	33, // 13: dsync.v1.GetGroupResponse.group:type_name -> dsync.v1.Group
+	1,  // 14: dsync.v1.ListGroupsRequest.page:type_name -> dsync.v1.Page
+	33, // 15: dsync.v1.GroupWithCount.group:type_name -> dsync.v1.Group
+	20, // 16: dsync.v1.ListGroupsResponse.groups:type_name -> dsync.v1.GroupWithCount
+	2,  // 17: dsync.v1.ListGroupsResponse.page_info:type_name -> dsync.v1.PageInfo
+	1,  // 18: dsync.v1.ListGroupMembersRequest.page:type_name -> dsync.v1.Page
+	32, // 19: dsync.v1.ListGroupMembersResponse.users:type_name -> dsync.v1.User
+	2,  // 20: dsync.v1.ListGroupMembersResponse.page_info:type_name -> dsync.v1.PageInfo
+	24, // 21: dsync.v1.SearchUsersRequest.query:type_name -> dsync.v1.ScimQuery
+	32, // 22: dsync.v1.SearchUsersResponse.users:type_name -> dsync.v1.User
+	24, // 23: dsync.v1.SearchGroupsRequest.query:type_name -> dsync.v1.ScimQuery
+	33, // 24: dsync.v1.GroupWithMembers.group:type_name -> dsync.v1.Group
+	28, // 25: dsync.v1.SearchGroupsResponse.groups:type_name -> dsync.v1.GroupWithMembers
+	3,  // 26: dsync.v1.DirectoryService.GetOrganization:input_type -> dsync.v1.GetOrganizationRequest
+	5,  // 27: dsync.v1.DirectoryService.ListOrganizations:input_type -> dsync.v1.ListOrganizationsRequest
+	7,  // 28: dsync.v1.DirectoryService.GetDirectory:input_type -> dsync.v1.GetDirectoryRequest
+	9,  // 29: dsync.v1.DirectoryService.ListDirectories:input_type -> dsync.v1.ListDirectoriesRequest
+	11, // 30: dsync.v1.DirectoryService.GetUser:input_type -> dsync.v1.GetUserRequest
+	13, // 31: dsync.v1.DirectoryService.ListUsers:input_type -> dsync.v1.ListUsersRequest
+	15, // 32: dsync.v1.DirectoryService.GetProjectionStatus:input_type -> dsync.v1.GetProjectionStatusRequest
+	17, // 33: dsync.v1.DirectoryService.GetGroup:input_type -> dsync.v1.GetGroupRequest
+	19, // 34: dsync.v1.DirectoryService.ListGroups:input_type -> dsync.v1.ListGroupsRequest
+	22, // 35: dsync.v1.DirectoryService.ListGroupMembers:input_type -> dsync.v1.ListGroupMembersRequest
+	25, // 36: dsync.v1.DirectoryService.SearchUsers:input_type -> dsync.v1.SearchUsersRequest
+	27, // 37: dsync.v1.DirectoryService.SearchGroups:input_type -> dsync.v1.SearchGroupsRequest
+	4,  // 38: dsync.v1.DirectoryService.GetOrganization:output_type -> dsync.v1.GetOrganizationResponse
+	6,  // 39: dsync.v1.DirectoryService.ListOrganizations:output_type -> dsync.v1.ListOrganizationsResponse
+	8,  // 40: dsync.v1.DirectoryService.GetDirectory:output_type -> dsync.v1.GetDirectoryResponse
+	10, // 41: dsync.v1.DirectoryService.ListDirectories:output_type -> dsync.v1.ListDirectoriesResponse
+	12, // 42: dsync.v1.DirectoryService.GetUser:output_type -> dsync.v1.GetUserResponse
+	14, // 43: dsync.v1.DirectoryService.ListUsers:output_type -> dsync.v1.ListUsersResponse
+	16, // 44: dsync.v1.DirectoryService.GetProjectionStatus:output_type -> dsync.v1.GetProjectionStatusResponse
+	18, // 45: dsync.v1.DirectoryService.GetGroup:output_type -> dsync.v1.GetGroupResponse
+	21, // 46: dsync.v1.DirectoryService.ListGroups:output_type -> dsync.v1.ListGroupsResponse
+	23, // 47: dsync.v1.DirectoryService.ListGroupMembers:output_type -> dsync.v1.ListGroupMembersResponse
+	26, // 48: dsync.v1.DirectoryService.SearchUsers:output_type -> dsync.v1.SearchUsersResponse
+	29, // 49: dsync.v1.DirectoryService.SearchGroups:output_type -> dsync.v1.SearchGroupsResponse
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_dsync_v1_directory_service_proto_init() }
@@ -1063,7 +1924,7 @@ func file_dsync_v1_directory_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_directory_service_proto_rawDesc), len(file_dsync_v1_directory_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
