@@ -103,3 +103,26 @@ func TestIsUniqueViolation(t *testing.T) {
 		})
 	}
 }
+
+// Services sharing one database keep their tables apart in their own
+// schemas, even when the table names are the same.
+func TestWithSchemaSeparatesServices(t *testing.T) {
+	base := pgtest.NewDatabase(t)
+	for _, schema := range []string{"projector", "dispatcher"} {
+		url, err := postgres.WithSchema(base, schema)
+		require.NoError(t, err)
+		pool, err := postgres.Open(t.Context(), url)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		_, err = pool.Exec(t.Context(), `CREATE TABLE events (id text)`)
+		require.NoError(t, err, "each schema has its own events table")
+		var got string
+		require.NoError(t, pool.QueryRow(t.Context(), `SELECT current_schema()`).Scan(&got))
+		require.Equal(t, schema, got)
+	}
+	_, err := postgres.WithSchema(base, "Robert'); DROP TABLE x;--")
+	require.Error(t, err)
+	dsn, err := postgres.WithSchema("host=/tmp dbname=x", "projector")
+	require.NoError(t, err)
+	require.Equal(t, "host=/tmp dbname=x search_path=projector", dsn)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/dsync-dev/dsync/pkg/grpcx"
 	"github.com/dsync-dev/dsync/pkg/natsx"
 	"github.com/dsync-dev/dsync/pkg/otelx"
+	"github.com/dsync-dev/dsync/pkg/postgres"
 	"github.com/dsync-dev/dsync/services/dispatcher"
 	"github.com/dsync-dev/dsync/services/gateway"
 	"github.com/dsync-dev/dsync/services/projector"
@@ -158,8 +159,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 		pcfg := projector.Config{Logger: log.With("service", "projector"), NATS: nc, GRPCListener: projectorLis}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			pcfg.SQLitePath = filepath.Join(cfg.DataDir, "projector.db")
-		} else {
-			pcfg.PostgresURL = cfg.PostgresURL
+		} else if pcfg.PostgresURL, err = postgres.WithSchema(cfg.PostgresURL, "projector"); err != nil {
+			return nil, err
 		}
 		run(consumers, "projector", func(ctx context.Context) error { return projector.Run(ctx, pcfg) })
 	}
@@ -177,8 +178,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 		}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			dcfg.SQLitePath = filepath.Join(cfg.DataDir, "dispatcher.db")
-		} else {
-			dcfg.PostgresURL = cfg.PostgresURL
+		} else if dcfg.PostgresURL, err = postgres.WithSchema(cfg.PostgresURL, "dispatcher"); err != nil {
+			return nil, err
 		}
 		run(consumers, "dispatcher", func(ctx context.Context) error { return dispatcher.Run(ctx, dcfg) })
 	}
