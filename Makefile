@@ -35,11 +35,17 @@ test: test-deps ## install what the tests need, then run every module's tests
 test-race: test-deps ## every module's tests under the race detector
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -race $(GOTEST_FLAGS) ./...); done
 
-# PostgreSQL server binaries for the tests' throwaway clusters. The tests
+# Chromium for the dashboard's browser tests, and PostgreSQL server binaries
+# for the tests' throwaway clusters. The tests
 # start their own cluster (initdb + pg_ctl) as the unprivileged `postgres`
 # user; nothing here starts a server.
 .PHONY: test-deps
 test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "==> installing chromium (browser tests)"; export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+		else echo "chromium is missing (browser tests): sudo apt-get install chromium fonts-dejavu-core"; exit 1; fi; }
 	@if command -v pg_config >/dev/null 2>&1 && [ -x "$$(pg_config --bindir)/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		exit 0; \
 	fi; \

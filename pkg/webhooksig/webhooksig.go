@@ -1,4 +1,4 @@
-// Package signature signs webhook requests and verifies their signatures, in
+// Package webhooksig signs webhook requests and verifies their signatures, in
 // the two schemes dsync sends on every delivery: WorkOS's
 // (WorkOS-Signature: t=<unix ms>, v1=<hex HMAC>) so that WorkOS SDKs verify
 // it, and Standard Webhooks (webhook-id, webhook-timestamp,
@@ -6,7 +6,7 @@
 //
 // The wire formats are pinned by the vectors in testdata/; a change that
 // alters a single byte of a header breaks every customer's verification.
-package signature
+package webhooksig
 
 import (
 	"crypto/hmac"
@@ -61,10 +61,24 @@ type Headers struct {
 // Sign computes both schemes' headers for body sent at t as the event id.
 // It returns ErrInvalidSecret when secret is not "whsec_<base64>", since the
 // Standard Webhooks key is the decoded base64.
-func Sign(secret, id string, t time.Time, body []byte) (Headers, error) {
+//
+// During a secret rotation, previous holds the secrets still within their
+// grace period: webhook-signature then carries one space-separated "v1,…"
+// entry per secret, the current one first, so a receiver that still knows
+// only an old secret keeps verifying. WorkOS-Signature is always signed
+// with secret alone: WorkOS SDKs read a single v1 and the rotation contract
+// for them is "switch to the new secret at once".
+func Sign(secret, id string, t time.Time, body []byte, previous ...string) (Headers, error) {
 	std, err := StandardWebhooks(secret, id, t, body)
 	if err != nil {
 		return Headers{}, err
+	}
+	for _, old := range previous {
+		sig, err := StandardWebhooks(old, id, t, body)
+		if err != nil {
+			return Headers{}, fmt.Errorf("previous secret: %w", err)
+		}
+		std += " " + sig
 	}
 	return Headers{
 		WorkOS:           WorkOS(secret, t, body),

@@ -135,7 +135,21 @@ func NewDirectoryUser(u *dsyncv1.User) DirectoryUser {
 	for _, e := range u.GetEmails() {
 		emails = append(emails, Email{Primary: e.GetPrimary(), Type: e.GetType(), Value: e.GetValue()})
 	}
+	// role and roles appear only when roles are mapped, as in WorkOS: the
+	// first mapped role is "role", all of them "roles".
+	var (
+		role  *Role
+		roles []Role
+	)
+	for _, slug := range u.GetRoleSlugs() {
+		roles = append(roles, Role{Slug: slug})
+	}
+	if len(roles) > 0 {
+		role = &roles[0]
+	}
 	return DirectoryUser{
+		Role:             role,
+		Roles:            roles,
 		Object:           "directory_user",
 		ID:               u.GetId(),
 		DirectoryID:      u.GetDirectoryId(),

@@ -141,3 +141,13 @@ func TestDirectoryUserRESTShapeAlwaysHasGroups(t *testing.T) {
 	require.Equal(t, map[string]any{}, m["custom_attributes"])
 	require.Equal(t, "1970-01-01T00:00:00.000Z", m["created_at"])
 }
+
+func TestUserRoles(t *testing.T) {
+	u := sampleUser(t)
+	u.RoleSlugs = []string{"admin", "member"}
+	golden(t, "user_with_roles.json", workos.NewDirectoryUser(u))
+	// Without mapped roles the keys are absent, not null.
+	got, err := json.Marshal(workos.NewDirectoryUser(sampleUser(t)))
+	require.NoError(t, err)
+	require.NotContains(t, string(got), `"role"`)
+}

@@ -20,20 +20,24 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/grpcx"
 	"github.com/dsync-dev/dsync/pkg/lifecycle"
+	"github.com/dsync-dev/dsync/pkg/webhooksig"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/consumer"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/delivery"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/dialguard"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/grpcapi"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/sender"
-	"github.com/dsync-dev/dsync/services/dispatcher/internal/signature"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/store/pgstore"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/store/sqlitestore"
+	"github.com/dsync-dev/dsync/services/dispatcher/internal/telemetry"
 )
 
 // Defaults applied by Run to zero Config fields.
@@ -73,6 +77,16 @@ type Config struct {
 	// private targets unless AllowPrivateTargets. A client given here is
 	// used as is, guard or not.
 	HTTPClient *http.Client
+	// DisableAfter disables an endpoint whose attempts have all failed for
+	// this long (it says why; re-enabling it resumes where it stopped);
+	// default 5 days, negative never.
+	DisableAfter time.Duration
+	// Poll is how often the worker looks for scheduled retries; default 1s.
+	Poll time.Duration
+	// TracerProvider and MeterProvider default to the global ones that
+	// otelx.Setup installs.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Run runs the dispatcher until ctx is done and returns nil after a clean
@@ -122,6 +136,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("dispatcher: jetstream: %w", err)
 	}
 	ids := event.NewIDs()
+	cons := &consumer.Consumer{JS: js, Name: cfg.ConsumerName, Log: log}
+	tp, mp := cfg.TracerProvider, cfg.MeterProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	obs, err := telemetry.New(tp, mp, telemetry.Sources{Backlog: store.Backlog, Lag: cons.Lag}, log)
+	if err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	defer func() { _ = obs.Close() }()
 	worker := delivery.NewWorker(delivery.WorkerConfig{
 		Store:  store,
 		Sender: sender.New(client, cfg.RequestTimeout, nil),
@@ -129,7 +156,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:    log,
 		// The lease outlives the attempt (timeout) with room for recording
 		// it, so a live worker never loses its claim.
-		Lease: cfg.RequestTimeout + 30*time.Second,
+		Lease:        cfg.RequestTimeout + 30*time.Second,
+		DisableAfter: cfg.DisableAfter,
+		Poll:         cfg.Poll,
+		Observer:     obs,
 	})
 	svc := &delivery.Service{
 		Store: store,
@@ -138,8 +168,9 @@ func Run(ctx context.Context, cfg Config) error {
 			_, err := dialguard.ValidateURL(u, cfg.AllowPrivateTargets)
 			return err
 		},
-		NewSecret: signature.NewSecret,
+		NewSecret: webhooksig.NewSecret,
 		Now:       time.Now,
+		Notify:    worker.Notify,
 	}
 
 	srv, health := grpcx.NewServer(log)
@@ -148,16 +179,11 @@ func Run(ctx context.Context, cfg Config) error {
 	health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_NOT_SERVING)
 
-	cons := &consumer.Consumer{
-		JS:       js,
-		Name:     cfg.ConsumerName,
-		Log:      log,
-		Ingester: &delivery.Ingester{Store: store, IDs: ids, Notify: worker.Notify, Now: time.Now},
-		Ready: func() {
-			health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-			health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
-			log.InfoContext(ctx, "dispatcher running", "grpc_addr", cfg.GRPCListener.Addr().String(), "consumer", cfg.ConsumerName)
-		},
+	cons.Ingester = &delivery.Ingester{Store: store, IDs: ids, Notify: worker.Notify, Now: time.Now}
+	cons.Ready = func() {
+		health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
+		log.InfoContext(ctx, "dispatcher running", "grpc_addr", cfg.GRPCListener.Addr().String(), "consumer", cfg.ConsumerName)
 	}
 	serving = true
 	err = lifecycle.Run(ctx,

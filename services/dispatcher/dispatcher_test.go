@@ -26,10 +26,10 @@ import (
 	"github.com/dsync-dev/dsync/pkg/grpcx"
 	"github.com/dsync-dev/dsync/pkg/natsx/natstest"
 	"github.com/dsync-dev/dsync/pkg/pgtest"
+	"github.com/dsync-dev/dsync/pkg/webhooksig"
 	"github.com/dsync-dev/dsync/pkg/workos"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/dispatcher"
-	"github.com/dsync-dev/dsync/services/dispatcher/internal/signature"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -41,7 +41,7 @@ const (
 
 // env is a running dispatcher with its NATS server.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	nats   *natstest.Server
 	js     jetstream.JetStream
 	nc     *nats.Conn
@@ -55,12 +55,12 @@ type env struct {
 
 type option func(*dispatcher.Config)
 
-func sqliteStore(t *testing.T) option {
+func sqliteStore(t testing.TB) option {
 	path := filepath.Join(t.TempDir(), "dispatcher.db")
 	return func(c *dispatcher.Config) { c.SQLitePath = path }
 }
 
-func newEnv(t *testing.T, opts ...option) *env {
+func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	srv := natstest.Run(t)
 	js, _ := srv.JetStream(t)
@@ -115,7 +115,7 @@ func (e *env) start() {
 	waitServing(t, conn)
 }
 
-func waitServing(t *testing.T, conn *grpc.ClientConn) {
+func waitServing(t testing.TB, conn *grpc.ClientConn) {
 	t.Helper()
 	hc := healthpb.NewHealthClient(conn)
 	require.Eventually(t, func() bool {
@@ -189,7 +189,7 @@ type request struct {
 	body   []byte
 }
 
-func newReceiver(t *testing.T, respond func(n int) int) *receiver {
+func newReceiver(t testing.TB, respond func(n int) int) *receiver {
 	r := &receiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -215,8 +215,8 @@ func always(code int) func(int) int { return func(int) int { return code } }
 func requireSigned(t *testing.T, secret string, req request) {
 	t.Helper()
 	now := time.Now()
-	require.NoError(t, signature.VerifyWorkOS(secret, req.header.Get("WorkOS-Signature"), req.body, now, time.Minute))
-	require.NoError(t, signature.VerifyStandard(secret, req.header.Get("webhook-id"), req.header.Get("webhook-timestamp"),
+	require.NoError(t, webhooksig.VerifyWorkOS(secret, req.header.Get("WorkOS-Signature"), req.body, now, time.Minute))
+	require.NoError(t, webhooksig.VerifyStandard(secret, req.header.Get("webhook-id"), req.header.Get("webhook-timestamp"),
 		req.header.Get("webhook-signature"), req.body, now, time.Minute))
 	require.Equal(t, "application/json", req.header.Get("Content-Type"))
 	require.Equal(t, "dsync-webhooks/1", req.header.Get("User-Agent"))
@@ -366,6 +366,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	require.Len(t, ds, 1)
 	require.Equal(t, dsyncv1.DeliveryState_DELIVERY_STATE_FAILED, ds[0].GetState())
 	require.Equal(t, int32(410), ds[0].GetLastStatusCode())
+	require.Equal(t, "the endpoint answered 410 Gone", e.endpoint(ep.GetId()).GetDisabledReason())
 
 	// A disabled endpoint gets no new deliveries.
 	healthy := newReceiver(t, always(http.StatusOK))
@@ -526,7 +527,7 @@ func TestWebhookServiceErrors(t *testing.T) {
 }
 
 // testWriter sends log lines to t.Log so they show with the failing test.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/dashboard"
 	"github.com/dsync-dev/dsync/services/gateway/internal/eventlog"
 	"github.com/dsync-dev/dsync/services/gateway/internal/httpapi"
 	"github.com/dsync-dev/dsync/services/gateway/internal/registry"
@@ -57,11 +58,15 @@ type Config struct {
 	MetricsHandler http.Handler
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// DashboardPassword, when set, signs operators in to the dashboard as
+	// an alternative to the API key (DSYNC_DASHBOARD_PASSWORD).
+	DashboardPassword string
 }
 
 // NewHandler returns the gateway's HTTP handler for cfg, without serving
-// it; Run serves it. HTTPListener is only read to default PublicURL.
-func NewHandler(_ context.Context, cfg Config) (http.Handler, error) {
+// it; Run serves it. HTTPListener is only read to default PublicURL. The
+// dashboard's live streams end when ctx is done.
+func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if cfg.NATS == nil {
 		return nil, errors.New("gateway: NATS connection is required")
 	}
@@ -92,7 +97,25 @@ func NewHandler(_ context.Context, cfg Config) (http.Handler, error) {
 	}
 	ids := event.NewIDs()
 	evlog := eventlog.New(js)
-	return httpapi.NewHandler(httpapi.Deps{
+	directories := dsyncv1.NewDirectoryServiceClient(cfg.Directories)
+	webhooks := dsyncv1.NewWebhookServiceClient(cfg.Webhooks)
+	// The dashboard calls the REST API through the finished handler, which
+	// is built after it: bind it late.
+	var api http.Handler
+	dash, err := dashboard.New(ctx, dashboard.Config{
+		Logger:      log.With("component", "dashboard"),
+		APIKey:      cfg.APIKey,
+		Password:    cfg.DashboardPassword,
+		API:         http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }),
+		Directories: directories,
+		Webhooks:    webhooks,
+		NATS:        cfg.NATS,
+		PublicURL:   publicURL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	api = httpapi.NewHandler(httpapi.Deps{
 		Logger:          log,
 		NATS:            cfg.NATS,
 		JS:              js,
@@ -102,13 +125,15 @@ func NewHandler(_ context.Context, cfg Config) (http.Handler, error) {
 		Registry:        registry.New(evlog, ids, nil),
 		PublicURL:       publicURL,
 		APIKey:          cfg.APIKey,
-		Directories:     dsyncv1.NewDirectoryServiceClient(cfg.Directories),
-		Webhooks:        dsyncv1.NewWebhookServiceClient(cfg.Webhooks),
+		Directories:     directories,
+		Webhooks:        webhooks,
 		DirectoryHealth: grpc_health_v1.NewHealthClient(cfg.Directories),
 		WebhookHealth:   grpc_health_v1.NewHealthClient(cfg.Webhooks),
 		Metrics:         cfg.MetricsHandler,
 		MaxBodyBytes:    maxBody,
-	}), nil
+		Dashboard:       dash,
+	})
+	return api, nil
 }
 
 // Run serves the gateway on cfg.HTTPListener until ctx is done, then shuts

@@ -31,6 +31,10 @@ import (
 const (
 	DefaultConsumerName    = "projector"
 	DefaultConsistencyWait = 5 * time.Second
+	// DefaultEventRetention is how long the Events API keeps events.
+	DefaultEventRetention = 30 * 24 * time.Hour
+	// pruneEvery is how often events past the retention are deleted.
+	pruneEvery = time.Hour
 )
 
 // Config wires the projector. NATS, GRPCListener and one of PostgresURL and
@@ -61,6 +65,9 @@ type Config struct {
 	// BatchSize is the most events applied in one transaction;
 	// projection.DefaultBatchSize when zero.
 	BatchSize int
+	// EventRetention is how long the Events API keeps an event after it
+	// occurred: DefaultEventRetention when zero, forever when negative.
+	EventRetention time.Duration
 }
 
 // Run opens and migrates the read model, declares the event stream, applies
@@ -146,7 +153,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}()
 		return grpcx.Serve(ctx, srv, cfg.GRPCListener)
 	}
-	if err := lifecycle.Run(ctx, serve, proj.Run); err != nil {
+	prune := func(ctx context.Context) error {
+		pruneEvents(ctx, log, store, cfg.EventRetention)
+		return nil
+	}
+	if err := lifecycle.Run(ctx, serve, proj.Run, prune); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	return nil
@@ -178,6 +189,9 @@ func withDefaults(cfg Config) (Config, error) {
 	if cfg.ConsistencyWait == 0 {
 		cfg.ConsistencyWait = DefaultConsistencyWait
 	}
+	if cfg.EventRetention == 0 {
+		cfg.EventRetention = DefaultEventRetention
+	}
 	return cfg, nil
 }
 
@@ -194,4 +208,31 @@ func openStore(ctx context.Context, cfg Config) (readmodel.Store, error) {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	return s, nil
+}
+
+// pruneEvents deletes events older than retention now and every pruneEvery
+// until ctx is done. A failure is logged and retried at the next tick: an
+// event kept a little longer harms no one.
+func pruneEvents(ctx context.Context, log *slog.Logger, store readmodel.Store, retention time.Duration) {
+	if retention < 0 {
+		return
+	}
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := store.PruneEvents(ctx, time.Now().Add(-retention))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.WarnContext(ctx, "prune events", "error", err)
+		case n > 0:
+			log.InfoContext(ctx, "events pruned", "count", n, "retention", retention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -9,6 +9,7 @@ package dsyncv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1679,11 +1680,515 @@ func (x *SearchGroupsResponse) GetTotalResults() int64 {
 	return 0
 }
 
+type FindUsersRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	DirectoryId string                 `protobuf:"bytes,1,opt,name=directory_id,json=directoryId,proto3" json:"directory_id,omitempty"`
+	// Exactly one key is set.
+	//
+	// Types that are valid to be assigned to Key:
+	//
+	//	*FindUsersRequest_Email
+	//	*FindUsersRequest_IdpId
+	//	*FindUsersRequest_UserName
+	Key           isFindUsersRequest_Key `protobuf_oneof:"key"`
+	MinSequence   uint64                 `protobuf:"varint,5,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindUsersRequest) Reset() {
+	*x = FindUsersRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindUsersRequest) ProtoMessage() {}
+
+func (x *FindUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindUsersRequest.ProtoReflect.Descriptor instead.
+func (*FindUsersRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *FindUsersRequest) GetDirectoryId() string {
+	if x != nil {
+		return x.DirectoryId
+	}
+	return ""
+}
+
+func (x *FindUsersRequest) GetKey() isFindUsersRequest_Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *FindUsersRequest) GetEmail() string {
+	if x != nil {
+		if x, ok := x.Key.(*FindUsersRequest_Email); ok {
+			return x.Email
+		}
+	}
+	return ""
+}
+
+func (x *FindUsersRequest) GetIdpId() string {
+	if x != nil {
+		if x, ok := x.Key.(*FindUsersRequest_IdpId); ok {
+			return x.IdpId
+		}
+	}
+	return ""
+}
+
+func (x *FindUsersRequest) GetUserName() string {
+	if x != nil {
+		if x, ok := x.Key.(*FindUsersRequest_UserName); ok {
+			return x.UserName
+		}
+	}
+	return ""
+}
+
+func (x *FindUsersRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+type isFindUsersRequest_Key interface {
+	isFindUsersRequest_Key()
+}
+
+type FindUsersRequest_Email struct {
+	Email string `protobuf:"bytes,2,opt,name=email,proto3,oneof"`
+}
+
+type FindUsersRequest_IdpId struct {
+	IdpId string `protobuf:"bytes,3,opt,name=idp_id,json=idpId,proto3,oneof"`
+}
+
+type FindUsersRequest_UserName struct {
+	UserName string `protobuf:"bytes,4,opt,name=user_name,json=userName,proto3,oneof"`
+}
+
+func (*FindUsersRequest_Email) isFindUsersRequest_Key() {}
+
+func (*FindUsersRequest_IdpId) isFindUsersRequest_Key() {}
+
+func (*FindUsersRequest_UserName) isFindUsersRequest_Key() {}
+
+type FindUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// users are in id order; at most 100.
+	Users         []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindUsersResponse) Reset() {
+	*x = FindUsersResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindUsersResponse) ProtoMessage() {}
+
+func (x *FindUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindUsersResponse.ProtoReflect.Descriptor instead.
+func (*FindUsersResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *FindUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// EventFilter narrows ListEvents and WatchEvents; empty fields do not narrow.
+type EventFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are WorkOS event names, e.g. "dsync.user.created".
+	Events         []string `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	OrganizationId string   `protobuf:"bytes,2,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	DirectoryId    string   `protobuf:"bytes,3,opt,name=directory_id,json=directoryId,proto3" json:"directory_id,omitempty"`
+	// range_start (inclusive) and range_end (exclusive) bound when events occurred.
+	RangeStart    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=range_start,json=rangeStart,proto3" json:"range_start,omitempty"`
+	RangeEnd      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventFilter) Reset() {
+	*x = EventFilter{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventFilter) ProtoMessage() {}
+
+func (x *EventFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
+func (*EventFilter) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *EventFilter) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *EventFilter) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *EventFilter) GetDirectoryId() string {
+	if x != nil {
+		return x.DirectoryId
+	}
+	return ""
+}
+
+func (x *EventFilter) GetRangeStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RangeStart
+	}
+	return nil
+}
+
+func (x *EventFilter) GetRangeEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return nil
+}
+
+type ListEventsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Filter *EventFilter           `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// page cursors are event ids. ORDER_UNSPECIFIED is ascending (stream order).
+	Page          *Page  `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	MinSequence   uint64 `protobuf:"varint,3,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsRequest) Reset() {
+	*x = ListEventsRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsRequest) ProtoMessage() {}
+
+func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListEventsRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListEventsRequest) GetFilter() *EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetPage() *Page {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+// SequencedEvent is an event and its stream sequence.
+type SequencedEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Event         *Event                 `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SequencedEvent) Reset() {
+	*x = SequencedEvent{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SequencedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SequencedEvent) ProtoMessage() {}
+
+func (x *SequencedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SequencedEvent.ProtoReflect.Descriptor instead.
+func (*SequencedEvent) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SequencedEvent) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *SequencedEvent) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+type ListEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*SequencedEvent      `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	PageInfo      *PageInfo              `protobuf:"bytes,2,opt,name=page_info,json=pageInfo,proto3" json:"page_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListEventsResponse) GetEvents() []*SequencedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetPageInfo() *PageInfo {
+	if x != nil {
+		return x.PageInfo
+	}
+	return nil
+}
+
+type WatchEventsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Filter *EventFilter           `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// after_sequence: events with a higher stream sequence are sent; 0 sends
+	// every retained event.
+	AfterSequence uint64 `protobuf:"varint,2,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WatchEventsRequest) GetFilter() *EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetAfterSequence() uint64 {
+	if x != nil {
+		return x.AfterSequence
+	}
+	return 0
+}
+
+type WatchEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *SequencedEvent        `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *WatchEventsResponse) GetEvent() *SequencedEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 var File_dsync_v1_directory_service_proto protoreflect.FileDescriptor
 
 const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\n" +
-	" dsync/v1/directory_service.proto\x12\bdsync.v1\x1a\x18dsync/v1/resources.proto\"q\n" +
+	" dsync/v1/directory_service.proto\x12\bdsync.v1\x1a\x14dsync/v1/event.proto\x1a\x18dsync/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
 	"\x04Page\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x16\n" +
 	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
@@ -1782,12 +2287,43 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\fmember_count\x18\x03 \x01(\x03R\vmemberCount\"o\n" +
 	"\x14SearchGroupsResponse\x122\n" +
 	"\x06groups\x18\x01 \x03(\v2\x1a.dsync.v1.GroupWithMembersR\x06groups\x12#\n" +
-	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults*=\n" +
+	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults\"\xaf\x01\n" +
+	"\x10FindUsersRequest\x12!\n" +
+	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12\x16\n" +
+	"\x05email\x18\x02 \x01(\tH\x00R\x05email\x12\x17\n" +
+	"\x06idp_id\x18\x03 \x01(\tH\x00R\x05idpId\x12\x1d\n" +
+	"\tuser_name\x18\x04 \x01(\tH\x00R\buserName\x12!\n" +
+	"\fmin_sequence\x18\x05 \x01(\x04R\vminSequenceB\x05\n" +
+	"\x03key\"9\n" +
+	"\x11FindUsersResponse\x12$\n" +
+	"\x05users\x18\x01 \x03(\v2\x0e.dsync.v1.UserR\x05users\"\xe7\x01\n" +
+	"\vEventFilter\x12\x16\n" +
+	"\x06events\x18\x01 \x03(\tR\x06events\x12'\n" +
+	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12!\n" +
+	"\fdirectory_id\x18\x03 \x01(\tR\vdirectoryId\x12;\n" +
+	"\vrange_start\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"rangeStart\x127\n" +
+	"\trange_end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\brangeEnd\"\x89\x01\n" +
+	"\x11ListEventsRequest\x12-\n" +
+	"\x06filter\x18\x01 \x01(\v2\x15.dsync.v1.EventFilterR\x06filter\x12\"\n" +
+	"\x04page\x18\x02 \x01(\v2\x0e.dsync.v1.PageR\x04page\x12!\n" +
+	"\fmin_sequence\x18\x03 \x01(\x04R\vminSequence\"S\n" +
+	"\x0eSequencedEvent\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12%\n" +
+	"\x05event\x18\x02 \x01(\v2\x0f.dsync.v1.EventR\x05event\"w\n" +
+	"\x12ListEventsResponse\x120\n" +
+	"\x06events\x18\x01 \x03(\v2\x18.dsync.v1.SequencedEventR\x06events\x12/\n" +
+	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"j\n" +
+	"\x12WatchEventsRequest\x12-\n" +
+	"\x06filter\x18\x01 \x01(\v2\x15.dsync.v1.EventFilterR\x06filter\x12%\n" +
+	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"E\n" +
+	"\x13WatchEventsResponse\x12.\n" +
+	"\x05event\x18\x01 \x01(\v2\x18.dsync.v1.SequencedEventR\x05event*=\n" +
 	"\x05Order\x12\x15\n" +
 	"\x11ORDER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tORDER_ASC\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ORDER_DESC\x10\x022\xdb\a\n" +
+	"ORDER_DESC\x10\x022\xb8\t\n" +
 	"\x10DirectoryService\x12V\n" +
 	"\x0fGetOrganization\x12 .dsync.v1.GetOrganizationRequest\x1a!.dsync.v1.GetOrganizationResponse\x12\\\n" +
 	"\x11ListOrganizations\x12\".dsync.v1.ListOrganizationsRequest\x1a#.dsync.v1.ListOrganizationsResponse\x12M\n" +
@@ -1801,7 +2337,11 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"ListGroups\x12\x1b.dsync.v1.ListGroupsRequest\x1a\x1c.dsync.v1.ListGroupsResponse\x12Y\n" +
 	"\x10ListGroupMembers\x12!.dsync.v1.ListGroupMembersRequest\x1a\".dsync.v1.ListGroupMembersResponse\x12J\n" +
 	"\vSearchUsers\x12\x1c.dsync.v1.SearchUsersRequest\x1a\x1d.dsync.v1.SearchUsersResponse\x12M\n" +
-	"\fSearchGroups\x12\x1d.dsync.v1.SearchGroupsRequest\x1a\x1e.dsync.v1.SearchGroupsResponseB\x99\x01\n" +
+	"\fSearchGroups\x12\x1d.dsync.v1.SearchGroupsRequest\x1a\x1e.dsync.v1.SearchGroupsResponse\x12D\n" +
+	"\tFindUsers\x12\x1a.dsync.v1.FindUsersRequest\x1a\x1b.dsync.v1.FindUsersResponse\x12G\n" +
+	"\n" +
+	"ListEvents\x12\x1b.dsync.v1.ListEventsRequest\x1a\x1c.dsync.v1.ListEventsResponse\x12L\n" +
+	"\vWatchEvents\x12\x1c.dsync.v1.WatchEventsRequest\x1a\x1d.dsync.v1.WatchEventsResponse0\x01B\x99\x01\n" +
 	"\fcom.dsync.v1B\x15DirectoryServiceProtoP\x01Z1github.com/dsync-dev/dsync/proto/dsync/v1;dsyncv1\xa2\x02\x03DXX\xaa\x02\bDsync.V1\xca\x02\bDsync\\V1\xe2\x02\x14Dsync\\V1\\GPBMetadata\xea\x02\tDsync::V1b\x06proto3"
 
 var (
@@ -1817,7 +2357,7 @@ func file_dsync_v1_directory_service_proto_rawDescGZIP() []byte {
 }
 
 var file_dsync_v1_directory_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dsync_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_dsync_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_dsync_v1_directory_service_proto_goTypes = []any{
 	(Order)(0),                          // 0: dsync.v1.Order
 	(*Page)(nil),                        // 1: dsync.v1.Page
@@ -1849,67 +2389,93 @@ var file_dsync_v1_directory_service_proto_goTypes = []any{
 	(*SearchGroupsRequest)(nil),         // 27: dsync.v1.SearchGroupsRequest
 	(*GroupWithMembers)(nil),            // 28: dsync.v1.GroupWithMembers
 	(*SearchGroupsResponse)(nil),        // 29: dsync.v1.SearchGroupsResponse
-	(*Organization)(nil),                // 30: dsync.v1.Organization
-	(*Directory)(nil),                   // 31: dsync.v1.Directory
-	(*User)(nil),                        // 32: dsync.v1.User
-	(*Group)(nil),                       // 33: dsync.v1.Group
+	(*FindUsersRequest)(nil),            // 30: dsync.v1.FindUsersRequest
+	(*FindUsersResponse)(nil),           // 31: dsync.v1.FindUsersResponse
+	(*EventFilter)(nil),                 // 32: dsync.v1.EventFilter
+	(*ListEventsRequest)(nil),           // 33: dsync.v1.ListEventsRequest
+	(*SequencedEvent)(nil),              // 34: dsync.v1.SequencedEvent
+	(*ListEventsResponse)(nil),          // 35: dsync.v1.ListEventsResponse
+	(*WatchEventsRequest)(nil),          // 36: dsync.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 37: dsync.v1.WatchEventsResponse
+	(*Organization)(nil),                // 38: dsync.v1.Organization
+	(*Directory)(nil),                   // 39: dsync.v1.Directory
+	(*User)(nil),                        // 40: dsync.v1.User
+	(*Group)(nil),                       // 41: dsync.v1.Group
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*Event)(nil),                       // 43: dsync.v1.Event
 }
 var file_dsync_v1_directory_service_proto_depIdxs = []int32{
 	0,  // 0: dsync.v1.Page.order:type_name -> dsync.v1.Order
-	30, // 1: dsync.v1.GetOrganizationResponse.organization:type_name -> dsync.v1.Organization
+	38, // 1: dsync.v1.GetOrganizationResponse.organization:type_name -> dsync.v1.Organization
 	1,  // 2: dsync.v1.ListOrganizationsRequest.page:type_name -> dsync.v1.Page
-	30, // 3: dsync.v1.ListOrganizationsResponse.organizations:type_name -> dsync.v1.Organization
+	38, // 3: dsync.v1.ListOrganizationsResponse.organizations:type_name -> dsync.v1.Organization
 	2,  // 4: dsync.v1.ListOrganizationsResponse.page_info:type_name -> dsync.v1.PageInfo
-	31, // 5: dsync.v1.GetDirectoryResponse.directory:type_name -> dsync.v1.Directory
+	39, // 5: dsync.v1.GetDirectoryResponse.directory:type_name -> dsync.v1.Directory
 	1,  // 6: dsync.v1.ListDirectoriesRequest.page:type_name -> dsync.v1.Page
-	31, // 7: dsync.v1.ListDirectoriesResponse.directories:type_name -> dsync.v1.Directory
+	39, // 7: dsync.v1.ListDirectoriesResponse.directories:type_name -> dsync.v1.Directory
 	2,  // 8: dsync.v1.ListDirectoriesResponse.page_info:type_name -> dsync.v1.PageInfo
-	32, // 9: dsync.v1.GetUserResponse.user:type_name -> dsync.v1.User
+	40, // 9: dsync.v1.GetUserResponse.user:type_name -> dsync.v1.User
 	1,  // 10: dsync.v1.ListUsersRequest.page:type_name -> dsync.v1.Page
-	32, // 11: dsync.v1.ListUsersResponse.users:type_name -> dsync.v1.User
+	40, // 11: dsync.v1.ListUsersResponse.users:type_name -> dsync.v1.User
 	2,  // 12: dsync.v1.ListUsersResponse.page_info:type_name -> dsync.v1.PageInfo
-	33, // 13: dsync.v1.GetGroupResponse.group:type_name -> dsync.v1.Group
+	41, // 13: dsync.v1.GetGroupResponse.group:type_name -> dsync.v1.Group
 	1,  // 14: dsync.v1.ListGroupsRequest.page:type_name -> dsync.v1.Page
-	33, // 15: dsync.v1.GroupWithCount.group:type_name -> dsync.v1.Group
+	41, // 15: dsync.v1.GroupWithCount.group:type_name -> dsync.v1.Group
 	20, // 16: dsync.v1.ListGroupsResponse.groups:type_name -> dsync.v1.GroupWithCount
 	2,  // 17: dsync.v1.ListGroupsResponse.page_info:type_name -> dsync.v1.PageInfo
 	1,  // 18: dsync.v1.ListGroupMembersRequest.page:type_name -> dsync.v1.Page
-	32, // 19: dsync.v1.ListGroupMembersResponse.users:type_name -> dsync.v1.User
+	40, // 19: dsync.v1.ListGroupMembersResponse.users:type_name -> dsync.v1.User
 	2,  // 20: dsync.v1.ListGroupMembersResponse.page_info:type_name -> dsync.v1.PageInfo
 	24, // 21: dsync.v1.SearchUsersRequest.query:type_name -> dsync.v1.ScimQuery
-	32, // 22: dsync.v1.SearchUsersResponse.users:type_name -> dsync.v1.User
+	40, // 22: dsync.v1.SearchUsersResponse.users:type_name -> dsync.v1.User
 	24, // 23: dsync.v1.SearchGroupsRequest.query:type_name -> dsync.v1.ScimQuery
-	33, // 24: dsync.v1.GroupWithMembers.group:type_name -> dsync.v1.Group
+	41, // 24: dsync.v1.GroupWithMembers.group:type_name -> dsync.v1.Group
 	28, // 25: dsync.v1.SearchGroupsResponse.groups:type_name -> dsync.v1.GroupWithMembers
-	3,  // 26: dsync.v1.DirectoryService.GetOrganization:input_type -> dsync.v1.GetOrganizationRequest
-	5,  // 27: dsync.v1.DirectoryService.ListOrganizations:input_type -> dsync.v1.ListOrganizationsRequest
-	7,  // 28: dsync.v1.DirectoryService.GetDirectory:input_type -> dsync.v1.GetDirectoryRequest
-	9,  // 29: dsync.v1.DirectoryService.ListDirectories:input_type -> dsync.v1.ListDirectoriesRequest
-	11, // 30: dsync.v1.DirectoryService.GetUser:input_type -> dsync.v1.GetUserRequest
-	13, // 31: dsync.v1.DirectoryService.ListUsers:input_type -> dsync.v1.ListUsersRequest
-	15, // 32: dsync.v1.DirectoryService.GetProjectionStatus:input_type -> dsync.v1.GetProjectionStatusRequest
-	17, // 33: dsync.v1.DirectoryService.GetGroup:input_type -> dsync.v1.GetGroupRequest
-	19, // 34: dsync.v1.DirectoryService.ListGroups:input_type -> dsync.v1.ListGroupsRequest
-	22, // 35: dsync.v1.DirectoryService.ListGroupMembers:input_type -> dsync.v1.ListGroupMembersRequest
-	25, // 36: dsync.v1.DirectoryService.SearchUsers:input_type -> dsync.v1.SearchUsersRequest
-	27, // 37: dsync.v1.DirectoryService.SearchGroups:input_type -> dsync.v1.SearchGroupsRequest
-	4,  // 38: dsync.v1.DirectoryService.GetOrganization:output_type -> dsync.v1.GetOrganizationResponse
-	6,  // 39: dsync.v1.DirectoryService.ListOrganizations:output_type -> dsync.v1.ListOrganizationsResponse
-	8,  // 40: dsync.v1.DirectoryService.GetDirectory:output_type -> dsync.v1.GetDirectoryResponse
-	10, // 41: dsync.v1.DirectoryService.ListDirectories:output_type -> dsync.v1.ListDirectoriesResponse
-	12, // 42: dsync.v1.DirectoryService.GetUser:output_type -> dsync.v1.GetUserResponse
-	14, // 43: dsync.v1.DirectoryService.ListUsers:output_type -> dsync.v1.ListUsersResponse
-	16, // 44: dsync.v1.DirectoryService.GetProjectionStatus:output_type -> dsync.v1.GetProjectionStatusResponse
-	18, // 45: dsync.v1.DirectoryService.GetGroup:output_type -> dsync.v1.GetGroupResponse
-	21, // 46: dsync.v1.DirectoryService.ListGroups:output_type -> dsync.v1.ListGroupsResponse
-	23, // 47: dsync.v1.DirectoryService.ListGroupMembers:output_type -> dsync.v1.ListGroupMembersResponse
-	26, // 48: dsync.v1.DirectoryService.SearchUsers:output_type -> dsync.v1.SearchUsersResponse
-	29, // 49: dsync.v1.DirectoryService.SearchGroups:output_type -> dsync.v1.SearchGroupsResponse
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	40, // 26: dsync.v1.FindUsersResponse.users:type_name -> dsync.v1.User
+	42, // 27: dsync.v1.EventFilter.range_start:type_name -> google.protobuf.Timestamp
+	42, // 28: dsync.v1.EventFilter.range_end:type_name -> google.protobuf.Timestamp
+	32, // 29: dsync.v1.ListEventsRequest.filter:type_name -> dsync.v1.EventFilter
+	1,  // 30: dsync.v1.ListEventsRequest.page:type_name -> dsync.v1.Page
+	43, // 31: dsync.v1.SequencedEvent.event:type_name -> dsync.v1.Event
+	34, // 32: dsync.v1.ListEventsResponse.events:type_name -> dsync.v1.SequencedEvent
+	2,  // 33: dsync.v1.ListEventsResponse.page_info:type_name -> dsync.v1.PageInfo
+	32, // 34: dsync.v1.WatchEventsRequest.filter:type_name -> dsync.v1.EventFilter
+	34, // 35: dsync.v1.WatchEventsResponse.event:type_name -> dsync.v1.SequencedEvent
+	3,  // 36: dsync.v1.DirectoryService.GetOrganization:input_type -> dsync.v1.GetOrganizationRequest
+	5,  // 37: dsync.v1.DirectoryService.ListOrganizations:input_type -> dsync.v1.ListOrganizationsRequest
+	7,  // 38: dsync.v1.DirectoryService.GetDirectory:input_type -> dsync.v1.GetDirectoryRequest
+	9,  // 39: dsync.v1.DirectoryService.ListDirectories:input_type -> dsync.v1.ListDirectoriesRequest
+	11, // 40: dsync.v1.DirectoryService.GetUser:input_type -> dsync.v1.GetUserRequest
+	13, // 41: dsync.v1.DirectoryService.ListUsers:input_type -> dsync.v1.ListUsersRequest
+	15, // 42: dsync.v1.DirectoryService.GetProjectionStatus:input_type -> dsync.v1.GetProjectionStatusRequest
+	17, // 43: dsync.v1.DirectoryService.GetGroup:input_type -> dsync.v1.GetGroupRequest
+	19, // 44: dsync.v1.DirectoryService.ListGroups:input_type -> dsync.v1.ListGroupsRequest
+	22, // 45: dsync.v1.DirectoryService.ListGroupMembers:input_type -> dsync.v1.ListGroupMembersRequest
+	25, // 46: dsync.v1.DirectoryService.SearchUsers:input_type -> dsync.v1.SearchUsersRequest
+	27, // 47: dsync.v1.DirectoryService.SearchGroups:input_type -> dsync.v1.SearchGroupsRequest
+	30, // 48: dsync.v1.DirectoryService.FindUsers:input_type -> dsync.v1.FindUsersRequest
+	33, // 49: dsync.v1.DirectoryService.ListEvents:input_type -> dsync.v1.ListEventsRequest
+	36, // 50: dsync.v1.DirectoryService.WatchEvents:input_type -> dsync.v1.WatchEventsRequest
+	4,  // 51: dsync.v1.DirectoryService.GetOrganization:output_type -> dsync.v1.GetOrganizationResponse
+	6,  // 52: dsync.v1.DirectoryService.ListOrganizations:output_type -> dsync.v1.ListOrganizationsResponse
+	8,  // 53: dsync.v1.DirectoryService.GetDirectory:output_type -> dsync.v1.GetDirectoryResponse
+	10, // 54: dsync.v1.DirectoryService.ListDirectories:output_type -> dsync.v1.ListDirectoriesResponse
+	12, // 55: dsync.v1.DirectoryService.GetUser:output_type -> dsync.v1.GetUserResponse
+	14, // 56: dsync.v1.DirectoryService.ListUsers:output_type -> dsync.v1.ListUsersResponse
+	16, // 57: dsync.v1.DirectoryService.GetProjectionStatus:output_type -> dsync.v1.GetProjectionStatusResponse
+	18, // 58: dsync.v1.DirectoryService.GetGroup:output_type -> dsync.v1.GetGroupResponse
+	21, // 59: dsync.v1.DirectoryService.ListGroups:output_type -> dsync.v1.ListGroupsResponse
+	23, // 60: dsync.v1.DirectoryService.ListGroupMembers:output_type -> dsync.v1.ListGroupMembersResponse
+	26, // 61: dsync.v1.DirectoryService.SearchUsers:output_type -> dsync.v1.SearchUsersResponse
+	29, // 62: dsync.v1.DirectoryService.SearchGroups:output_type -> dsync.v1.SearchGroupsResponse
+	31, // 63: dsync.v1.DirectoryService.FindUsers:output_type -> dsync.v1.FindUsersResponse
+	35, // 64: dsync.v1.DirectoryService.ListEvents:output_type -> dsync.v1.ListEventsResponse
+	37, // 65: dsync.v1.DirectoryService.WatchEvents:output_type -> dsync.v1.WatchEventsResponse
+	51, // [51:66] is the sub-list for method output_type
+	36, // [36:51] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_dsync_v1_directory_service_proto_init() }
@@ -1917,14 +2483,20 @@ func file_dsync_v1_directory_service_proto_init() {
 	if File_dsync_v1_directory_service_proto != nil {
 		return
 	}
+	file_dsync_v1_event_proto_init()
 	file_dsync_v1_resources_proto_init()
+	file_dsync_v1_directory_service_proto_msgTypes[29].OneofWrappers = []any{
+		(*FindUsersRequest_Email)(nil),
+		(*FindUsersRequest_IdpId)(nil),
+		(*FindUsersRequest_UserName)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_directory_service_proto_rawDesc), len(file_dsync_v1_directory_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

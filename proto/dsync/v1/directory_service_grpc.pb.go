@@ -31,6 +31,9 @@ const (
 	DirectoryService_ListGroupMembers_FullMethodName    = "/dsync.v1.DirectoryService/ListGroupMembers"
 	DirectoryService_SearchUsers_FullMethodName         = "/dsync.v1.DirectoryService/SearchUsers"
 	DirectoryService_SearchGroups_FullMethodName        = "/dsync.v1.DirectoryService/SearchGroups"
+	DirectoryService_FindUsers_FullMethodName           = "/dsync.v1.DirectoryService/FindUsers"
+	DirectoryService_ListEvents_FullMethodName          = "/dsync.v1.DirectoryService/ListEvents"
+	DirectoryService_WatchEvents_FullMethodName         = "/dsync.v1.DirectoryService/WatchEvents"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -68,6 +71,17 @@ type DirectoryServiceClient interface {
 	SearchUsers(ctx context.Context, in *SearchUsersRequest, opts ...grpc.CallOption) (*SearchUsersResponse, error)
 	// SearchGroups answers a SCIM list query over groups.
 	SearchGroups(ctx context.Context, in *SearchGroupsRequest, opts ...grpc.CallOption) (*SearchGroupsResponse, error)
+	// FindUsers looks a directory's users up by email, idp_id or user_name
+	// (email and user_name without regard to case) through an index.
+	FindUsers(ctx context.Context, in *FindUsersRequest, opts ...grpc.CallOption) (*FindUsersResponse, error)
+	// ListEvents pages through the public (webhook) events the read model
+	// holds, in stream order by default. Cursors are event ids standing for
+	// their stream sequences, so a page never skips an event.
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// WatchEvents streams public events with a sequence above
+	// after_sequence, then follows new ones as they are applied, until the
+	// client cancels. Events older than the retention are gone.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type directoryServiceClient struct {
@@ -198,6 +212,45 @@ func (c *directoryServiceClient) SearchGroups(ctx context.Context, in *SearchGro
 	return out, nil
 }
 
+func (c *directoryServiceClient) FindUsers(ctx context.Context, in *FindUsersRequest, opts ...grpc.CallOption) (*FindUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindUsersResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_FindUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DirectoryService_ServiceDesc.Streams[0], DirectoryService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // DirectoryServiceServer is the server API for DirectoryService service.
 // All implementations must embed UnimplementedDirectoryServiceServer
 // for forward compatibility.
@@ -233,6 +286,17 @@ type DirectoryServiceServer interface {
 	SearchUsers(context.Context, *SearchUsersRequest) (*SearchUsersResponse, error)
 	// SearchGroups answers a SCIM list query over groups.
 	SearchGroups(context.Context, *SearchGroupsRequest) (*SearchGroupsResponse, error)
+	// FindUsers looks a directory's users up by email, idp_id or user_name
+	// (email and user_name without regard to case) through an index.
+	FindUsers(context.Context, *FindUsersRequest) (*FindUsersResponse, error)
+	// ListEvents pages through the public (webhook) events the read model
+	// holds, in stream order by default. Cursors are event ids standing for
+	// their stream sequences, so a page never skips an event.
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// WatchEvents streams public events with a sequence above
+	// after_sequence, then follows new ones as they are applied, until the
+	// client cancels. Events older than the retention are gone.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
 
@@ -278,6 +342,15 @@ func (UnimplementedDirectoryServiceServer) SearchUsers(context.Context, *SearchU
 }
 func (UnimplementedDirectoryServiceServer) SearchGroups(context.Context, *SearchGroupsRequest) (*SearchGroupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SearchGroups not implemented")
+}
+func (UnimplementedDirectoryServiceServer) FindUsers(context.Context, *FindUsersRequest) (*FindUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindUsers not implemented")
+}
+func (UnimplementedDirectoryServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedDirectoryServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
 func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
@@ -516,6 +589,53 @@ func _DirectoryService_SearchGroups_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DirectoryService_FindUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).FindUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_FindUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).FindUsers(ctx, req.(*FindUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DirectoryServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DirectoryService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -571,7 +691,21 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SearchGroups",
 			Handler:    _DirectoryService_SearchGroups_Handler,
 		},
+		{
+			MethodName: "FindUsers",
+			Handler:    _DirectoryService_FindUsers_Handler,
+		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _DirectoryService_ListEvents_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _DirectoryService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "dsync/v1/directory_service.proto",
 }

@@ -9,6 +9,8 @@ package dsyncv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -21,6 +23,60 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// OrderingMode is the delivery order an endpoint is promised.
+type OrderingMode int32
+
+const (
+	OrderingMode_ORDERING_MODE_UNSPECIFIED OrderingMode = 0
+	// Events about one user, group or membership arrive in stream order; a
+	// later one waits while an earlier one is retried. The default.
+	OrderingMode_ORDERING_MODE_RESOURCE OrderingMode = 1
+	// Every event of one directory arrives in stream order: strict, but one
+	// failing event holds back its whole directory.
+	OrderingMode_ORDERING_MODE_DIRECTORY OrderingMode = 2
+)
+
+// Enum value maps for OrderingMode.
+var (
+	OrderingMode_name = map[int32]string{
+		0: "ORDERING_MODE_UNSPECIFIED",
+		1: "ORDERING_MODE_RESOURCE",
+		2: "ORDERING_MODE_DIRECTORY",
+	}
+	OrderingMode_value = map[string]int32{
+		"ORDERING_MODE_UNSPECIFIED": 0,
+		"ORDERING_MODE_RESOURCE":    1,
+		"ORDERING_MODE_DIRECTORY":   2,
+	}
+)
+
+func (x OrderingMode) Enum() *OrderingMode {
+	p := new(OrderingMode)
+	*p = x
+	return p
+}
+
+func (x OrderingMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OrderingMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_dsync_v1_webhook_service_proto_enumTypes[0].Descriptor()
+}
+
+func (OrderingMode) Type() protoreflect.EnumType {
+	return &file_dsync_v1_webhook_service_proto_enumTypes[0]
+}
+
+func (x OrderingMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OrderingMode.Descriptor instead.
+func (OrderingMode) EnumDescriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{0}
+}
 
 type EndpointState int32
 
@@ -55,11 +111,11 @@ func (x EndpointState) String() string {
 }
 
 func (EndpointState) Descriptor() protoreflect.EnumDescriptor {
-	return file_dsync_v1_webhook_service_proto_enumTypes[0].Descriptor()
+	return file_dsync_v1_webhook_service_proto_enumTypes[1].Descriptor()
 }
 
 func (EndpointState) Type() protoreflect.EnumType {
-	return &file_dsync_v1_webhook_service_proto_enumTypes[0]
+	return &file_dsync_v1_webhook_service_proto_enumTypes[1]
 }
 
 func (x EndpointState) Number() protoreflect.EnumNumber {
@@ -68,7 +124,7 @@ func (x EndpointState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointState.Descriptor instead.
 func (EndpointState) EnumDescriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{0}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{1}
 }
 
 type DeliveryState int32
@@ -109,11 +165,11 @@ func (x DeliveryState) String() string {
 }
 
 func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
-	return file_dsync_v1_webhook_service_proto_enumTypes[1].Descriptor()
+	return file_dsync_v1_webhook_service_proto_enumTypes[2].Descriptor()
 }
 
 func (DeliveryState) Type() protoreflect.EnumType {
-	return &file_dsync_v1_webhook_service_proto_enumTypes[1]
+	return &file_dsync_v1_webhook_service_proto_enumTypes[2]
 }
 
 func (x DeliveryState) Number() protoreflect.EnumNumber {
@@ -122,7 +178,7 @@ func (x DeliveryState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryState.Descriptor instead.
 func (DeliveryState) EnumDescriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{1}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{2}
 }
 
 // Endpoint is a customer URL that receives signed webhook events.
@@ -135,9 +191,22 @@ type Endpoint struct {
 	Events []string      `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	State  EndpointState `protobuf:"varint,4,opt,name=state,proto3,enum=dsync.v1.EndpointState" json:"state,omitempty"`
 	// secret is "whsec_<base64 of 32 random bytes>".
-	Secret        string                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Secret      string                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Description string                 `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	// retry_schedule_seconds are the delays before attempts 2, 3, …; empty
+	// means the dispatcher's default (about three days).
+	RetryScheduleSeconds []uint32     `protobuf:"varint,9,rep,packed,name=retry_schedule_seconds,json=retryScheduleSeconds,proto3" json:"retry_schedule_seconds,omitempty"`
+	Ordering             OrderingMode `protobuf:"varint,10,opt,name=ordering,proto3,enum=dsync.v1.OrderingMode" json:"ordering,omitempty"`
+	// disabled_reason says why a disabled endpoint was disabled.
+	DisabledReason string `protobuf:"bytes,11,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// previous_secret_expires_at is set while a rotated-out secret still signs
+	// (Standard Webhooks only).
+	PreviousSecretExpiresAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=previous_secret_expires_at,json=previousSecretExpiresAt,proto3" json:"previous_secret_expires_at,omitempty"`
+	// failing_since is when the endpoint's current run of failed attempts
+	// began; unset when its last attempt succeeded.
+	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -221,6 +290,48 @@ func (x *Endpoint) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Endpoint) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Endpoint) GetRetryScheduleSeconds() []uint32 {
+	if x != nil {
+		return x.RetryScheduleSeconds
+	}
+	return nil
+}
+
+func (x *Endpoint) GetOrdering() OrderingMode {
+	if x != nil {
+		return x.Ordering
+	}
+	return OrderingMode_ORDERING_MODE_UNSPECIFIED
+}
+
+func (x *Endpoint) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *Endpoint) GetPreviousSecretExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretExpiresAt
+	}
+	return nil
+}
+
+func (x *Endpoint) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
+	}
+	return nil
+}
+
 // Delivery is one event to be delivered to one endpoint.
 type Delivery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -238,8 +349,10 @@ type Delivery struct {
 	NextAttemptAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// attempts_log holds every attempt, oldest first.
+	AttemptsLog   []*DeliveryAttempt `protobuf:"bytes,12,rep,name=attempts_log,json=attemptsLog,proto3" json:"attempts_log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
@@ -349,17 +462,116 @@ func (x *Delivery) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Delivery) GetAttemptsLog() []*DeliveryAttempt {
+	if x != nil {
+		return x.AttemptsLog
+	}
+	return nil
+}
+
+// DeliveryAttempt is one HTTP request of a delivery.
+type DeliveryAttempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// number is 1-based and keeps counting across resends.
+	Number    int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// status_code is 0 when there was no response.
+	StatusCode int32                `protobuf:"varint,3,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Latency    *durationpb.Duration `protobuf:"bytes,4,opt,name=latency,proto3" json:"latency,omitempty"`
+	Error      string               `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// response_body is the first 4 KiB of the response.
+	ResponseBody  string `protobuf:"bytes,6,opt,name=response_body,json=responseBody,proto3" json:"response_body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryAttempt) Reset() {
+	*x = DeliveryAttempt{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryAttempt) ProtoMessage() {}
+
+func (x *DeliveryAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryAttempt.ProtoReflect.Descriptor instead.
+func (*DeliveryAttempt) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeliveryAttempt) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *DeliveryAttempt) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *DeliveryAttempt) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *DeliveryAttempt) GetLatency() *durationpb.Duration {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *DeliveryAttempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeliveryAttempt) GetResponseBody() string {
+	if x != nil {
+		return x.ResponseBody
+	}
+	return ""
+}
+
 type CreateEndpointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	Events        []string               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Url                  string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Events               []string               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	Description          string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	RetryScheduleSeconds []uint32               `protobuf:"varint,4,rep,packed,name=retry_schedule_seconds,json=retryScheduleSeconds,proto3" json:"retry_schedule_seconds,omitempty"`
+	// ordering defaults to ORDERING_MODE_RESOURCE.
+	Ordering      OrderingMode `protobuf:"varint,5,opt,name=ordering,proto3,enum=dsync.v1.OrderingMode" json:"ordering,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateEndpointRequest) Reset() {
 	*x = CreateEndpointRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[2]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +583,7 @@ func (x *CreateEndpointRequest) String() string {
 func (*CreateEndpointRequest) ProtoMessage() {}
 
 func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[2]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +596,7 @@ func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{2}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateEndpointRequest) GetUrl() string {
@@ -401,6 +613,27 @@ func (x *CreateEndpointRequest) GetEvents() []string {
 	return nil
 }
 
+func (x *CreateEndpointRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateEndpointRequest) GetRetryScheduleSeconds() []uint32 {
+	if x != nil {
+		return x.RetryScheduleSeconds
+	}
+	return nil
+}
+
+func (x *CreateEndpointRequest) GetOrdering() OrderingMode {
+	if x != nil {
+		return x.Ordering
+	}
+	return OrderingMode_ORDERING_MODE_UNSPECIFIED
+}
+
 type CreateEndpointResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Endpoint      *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
@@ -410,7 +643,7 @@ type CreateEndpointResponse struct {
 
 func (x *CreateEndpointResponse) Reset() {
 	*x = CreateEndpointResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[3]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +655,7 @@ func (x *CreateEndpointResponse) String() string {
 func (*CreateEndpointResponse) ProtoMessage() {}
 
 func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[3]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +668,7 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{3}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateEndpointResponse) GetEndpoint() *Endpoint {
@@ -454,7 +687,7 @@ type GetEndpointRequest struct {
 
 func (x *GetEndpointRequest) Reset() {
 	*x = GetEndpointRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[4]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +699,7 @@ func (x *GetEndpointRequest) String() string {
 func (*GetEndpointRequest) ProtoMessage() {}
 
 func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[4]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +712,7 @@ func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointRequest.ProtoReflect.Descriptor instead.
 func (*GetEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{4}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetEndpointRequest) GetId() string {
@@ -498,7 +731,7 @@ type GetEndpointResponse struct {
 
 func (x *GetEndpointResponse) Reset() {
 	*x = GetEndpointResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[5]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +743,7 @@ func (x *GetEndpointResponse) String() string {
 func (*GetEndpointResponse) ProtoMessage() {}
 
 func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[5]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +756,7 @@ func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointResponse.ProtoReflect.Descriptor instead.
 func (*GetEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{5}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetEndpointResponse) GetEndpoint() *Endpoint {
@@ -542,7 +775,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[6]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +787,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[6]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +800,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{6}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListEndpointsRequest) GetPage() *Page {
@@ -587,7 +820,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[7]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +832,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[7]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +845,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{7}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
@@ -630,16 +863,24 @@ func (x *ListEndpointsResponse) GetPageInfo() *PageInfo {
 }
 
 type ListDeliveriesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
-	Page          *Page                  `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Page       *Page                  `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// state, when set, keeps only deliveries in that state.
+	State DeliveryState `protobuf:"varint,3,opt,name=state,proto3,enum=dsync.v1.DeliveryState" json:"state,omitempty"`
+	// event, when set, keeps only deliveries of that event name.
+	Event string `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
+	// created_after and created_before bound the deliveries' creation time
+	// (inclusive, exclusive).
+	CreatedAfter  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[8]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +892,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[8]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +905,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{8}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListDeliveriesRequest) GetEndpointId() string {
@@ -681,6 +922,34 @@ func (x *ListDeliveriesRequest) GetPage() *Page {
 	return nil
 }
 
+func (x *ListDeliveriesRequest) GetState() DeliveryState {
+	if x != nil {
+		return x.State
+	}
+	return DeliveryState_DELIVERY_STATE_UNSPECIFIED
+}
+
+func (x *ListDeliveriesRequest) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *ListDeliveriesRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *ListDeliveriesRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
 type ListDeliveriesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deliveries    []*Delivery            `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
@@ -691,7 +960,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[9]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +972,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[9]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +985,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{9}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -733,11 +1002,715 @@ func (x *ListDeliveriesResponse) GetPageInfo() *PageInfo {
 	return nil
 }
 
+type UpdateEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// endpoint carries the id and the new values of the fields in update_mask.
+	Endpoint *Endpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// update_mask names the fields to change: url, events, description,
+	// state, retry_schedule_seconds, ordering.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEndpointRequest) Reset() {
+	*x = UpdateEndpointRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEndpointRequest) ProtoMessage() {}
+
+func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*UpdateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateEndpointRequest) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *UpdateEndpointRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEndpointResponse) Reset() {
+	*x = UpdateEndpointResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEndpointResponse) ProtoMessage() {}
+
+func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEndpointResponse.ProtoReflect.Descriptor instead.
+func (*UpdateEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateEndpointResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type DeleteEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEndpointRequest) Reset() {
+	*x = DeleteEndpointRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEndpointRequest) ProtoMessage() {}
+
+func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteEndpointRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEndpointResponse) Reset() {
+	*x = DeleteEndpointResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEndpointResponse) ProtoMessage() {}
+
+func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{14}
+}
+
+type RotateSecretRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// grace_period is how long the previous secret keeps signing; unset means
+	// 24 hours, zero ends it at once.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSecretRequest) Reset() {
+	*x = RotateSecretRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSecretRequest) ProtoMessage() {}
+
+func (x *RotateSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateSecretRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RotateSecretRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *RotateSecretRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+type RotateSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// endpoint carries the new secret.
+	Endpoint      *Endpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSecretResponse) Reset() {
+	*x = RotateSecretResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSecretResponse) ProtoMessage() {}
+
+func (x *RotateSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateSecretResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RotateSecretResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type GetDeliveryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryRequest) Reset() {
+	*x = GetDeliveryRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryRequest) ProtoMessage() {}
+
+func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetDeliveryRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *GetDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetDeliveryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delivery      *Delivery              `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryResponse) Reset() {
+	*x = GetDeliveryResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryResponse) ProtoMessage() {}
+
+func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*GetDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetDeliveryResponse) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+type ResendDeliveryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	DeliveryId    string                 `protobuf:"bytes,2,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendDeliveryRequest) Reset() {
+	*x = ResendDeliveryRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendDeliveryRequest) ProtoMessage() {}
+
+func (x *ResendDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*ResendDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ResendDeliveryRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *ResendDeliveryRequest) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+type ResendDeliveryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delivery      *Delivery              `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendDeliveryResponse) Reset() {
+	*x = ResendDeliveryResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendDeliveryResponse) ProtoMessage() {}
+
+func (x *ResendDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*ResendDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResendDeliveryResponse) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+type RecoverDeliveriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverDeliveriesRequest) Reset() {
+	*x = RecoverDeliveriesRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverDeliveriesRequest) ProtoMessage() {}
+
+func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*RecoverDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RecoverDeliveriesRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *RecoverDeliveriesRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+type RecoverDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// recovered is the number of failed deliveries made pending again.
+	Recovered     int64 `protobuf:"varint,1,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverDeliveriesResponse) Reset() {
+	*x = RecoverDeliveriesResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverDeliveriesResponse) ProtoMessage() {}
+
+func (x *RecoverDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*RecoverDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RecoverDeliveriesResponse) GetRecovered() int64 {
+	if x != nil {
+		return x.Recovered
+	}
+	return 0
+}
+
+type ReplayEventsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Types that are valid to be assigned to From:
+	//
+	//	*ReplayEventsRequest_Since
+	//	*ReplayEventsRequest_AfterEventId
+	From          isReplayEventsRequest_From `protobuf_oneof:"from"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsRequest) Reset() {
+	*x = ReplayEventsRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsRequest) ProtoMessage() {}
+
+func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReplayEventsRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReplayEventsRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *ReplayEventsRequest) GetFrom() isReplayEventsRequest_From {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.From.(*ReplayEventsRequest_Since); ok {
+			return x.Since
+		}
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetAfterEventId() string {
+	if x != nil {
+		if x, ok := x.From.(*ReplayEventsRequest_AfterEventId); ok {
+			return x.AfterEventId
+		}
+	}
+	return ""
+}
+
+type isReplayEventsRequest_From interface {
+	isReplayEventsRequest_From()
+}
+
+type ReplayEventsRequest_Since struct {
+	// since replays events that occurred at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3,oneof"`
+}
+
+type ReplayEventsRequest_AfterEventId struct {
+	// after_event_id replays events after this one in stream order.
+	AfterEventId string `protobuf:"bytes,3,opt,name=after_event_id,json=afterEventId,proto3,oneof"`
+}
+
+func (*ReplayEventsRequest_Since) isReplayEventsRequest_From() {}
+
+func (*ReplayEventsRequest_AfterEventId) isReplayEventsRequest_From() {}
+
+type ReplayEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// scheduled is the number of deliveries made pending.
+	Scheduled     int64 `protobuf:"varint,1,opt,name=scheduled,proto3" json:"scheduled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsResponse) Reset() {
+	*x = ReplayEventsResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsResponse) ProtoMessage() {}
+
+func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsResponse.ProtoReflect.Descriptor instead.
+func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplayEventsResponse) GetScheduled() int64 {
+	if x != nil {
+		return x.Scheduled
+	}
+	return 0
+}
+
 var File_dsync_v1_webhook_service_proto protoreflect.FileDescriptor
 
 const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1edsync/v1/webhook_service.proto\x12\bdsync.v1\x1a dsync/v1/directory_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n" +
+	"\x1edsync/v1/webhook_service.proto\x12\bdsync.v1\x1a dsync/v1/directory_service.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x04\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
@@ -747,7 +1720,14 @@ const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xba\x03\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12 \n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\x124\n" +
+	"\x16retry_schedule_seconds\x18\t \x03(\rR\x14retryScheduleSeconds\x122\n" +
+	"\bordering\x18\n" +
+	" \x01(\x0e2\x16.dsync.v1.OrderingModeR\bordering\x12'\n" +
+	"\x0fdisabled_reason\x18\v \x01(\tR\x0edisabledReason\x12W\n" +
+	"\x1aprevious_secret_expires_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x17previousSecretExpiresAt\x12?\n" +
+	"\rfailing_since\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\"\xf8\x03\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -764,10 +1744,23 @@ const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"A\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12<\n" +
+	"\fattempts_log\x18\f \x03(\v2\x19.dsync.v1.DeliveryAttemptR\vattemptsLog\"\xf5\x01\n" +
+	"\x0fDeliveryAttempt\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x05R\x06number\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1f\n" +
+	"\vstatus_code\x18\x03 \x01(\x05R\n" +
+	"statusCode\x123\n" +
+	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12#\n" +
+	"\rresponse_body\x18\x06 \x01(\tR\fresponseBody\"\xcd\x01\n" +
 	"\x15CreateEndpointRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
-	"\x06events\x18\x02 \x03(\tR\x06events\"H\n" +
+	"\x06events\x18\x02 \x03(\tR\x06events\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x124\n" +
+	"\x16retry_schedule_seconds\x18\x04 \x03(\rR\x14retryScheduleSeconds\x122\n" +
+	"\bordering\x18\x05 \x01(\x0e2\x16.dsync.v1.OrderingModeR\bordering\"H\n" +
 	"\x16CreateEndpointResponse\x12.\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x12.dsync.v1.EndpointR\bendpoint\"$\n" +
 	"\x12GetEndpointRequest\x12\x0e\n" +
@@ -778,16 +1771,66 @@ const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"\x04page\x18\x01 \x01(\v2\x0e.dsync.v1.PageR\x04page\"z\n" +
 	"\x15ListEndpointsResponse\x120\n" +
 	"\tendpoints\x18\x01 \x03(\v2\x12.dsync.v1.EndpointR\tendpoints\x12/\n" +
-	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"\\\n" +
+	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"\xa5\x02\n" +
 	"\x15ListDeliveriesRequest\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\"\n" +
-	"\x04page\x18\x02 \x01(\v2\x0e.dsync.v1.PageR\x04page\"}\n" +
+	"\x04page\x18\x02 \x01(\v2\x0e.dsync.v1.PageR\x04page\x12-\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x17.dsync.v1.DeliveryStateR\x05state\x12\x14\n" +
+	"\x05event\x18\x04 \x01(\tR\x05event\x12?\n" +
+	"\rcreated_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
+	"\x0ecreated_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\"}\n" +
 	"\x16ListDeliveriesResponse\x122\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x12.dsync.v1.DeliveryR\n" +
 	"deliveries\x12/\n" +
-	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo*h\n" +
+	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"\x84\x01\n" +
+	"\x15UpdateEndpointRequest\x12.\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x12.dsync.v1.EndpointR\bendpoint\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"H\n" +
+	"\x16UpdateEndpointResponse\x12.\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x12.dsync.v1.EndpointR\bendpoint\"'\n" +
+	"\x15DeleteEndpointRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
+	"\x16DeleteEndpointResponse\"t\n" +
+	"\x13RotateSecretRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12<\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"F\n" +
+	"\x14RotateSecretResponse\x12.\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x12.dsync.v1.EndpointR\bendpoint\"E\n" +
+	"\x12GetDeliveryRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"E\n" +
+	"\x13GetDeliveryResponse\x12.\n" +
+	"\bdelivery\x18\x01 \x01(\v2\x12.dsync.v1.DeliveryR\bdelivery\"Y\n" +
+	"\x15ResendDeliveryRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x1f\n" +
+	"\vdelivery_id\x18\x02 \x01(\tR\n" +
+	"deliveryId\"H\n" +
+	"\x16ResendDeliveryResponse\x12.\n" +
+	"\bdelivery\x18\x01 \x01(\v2\x12.dsync.v1.DeliveryR\bdelivery\"m\n" +
+	"\x18RecoverDeliveriesRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"9\n" +
+	"\x19RecoverDeliveriesResponse\x12\x1c\n" +
+	"\trecovered\x18\x01 \x01(\x03R\trecovered\"\x9a\x01\n" +
+	"\x13ReplayEventsRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x122\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x05since\x12&\n" +
+	"\x0eafter_event_id\x18\x03 \x01(\tH\x00R\fafterEventIdB\x06\n" +
+	"\x04from\"4\n" +
+	"\x14ReplayEventsResponse\x12\x1c\n" +
+	"\tscheduled\x18\x01 \x01(\x03R\tscheduled*f\n" +
+	"\fOrderingMode\x12\x1d\n" +
+	"\x19ORDERING_MODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ORDERING_MODE_RESOURCE\x10\x01\x12\x1b\n" +
+	"\x17ORDERING_MODE_DIRECTORY\x10\x02*h\n" +
 	"\rEndpointState\x12\x1e\n" +
 	"\x1aENDPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENDPOINT_STATE_ENABLED\x10\x01\x12\x1b\n" +
@@ -796,12 +1839,19 @@ const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DELIVERY_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18DELIVERY_STATE_SUCCEEDED\x10\x02\x12\x19\n" +
-	"\x15DELIVERY_STATE_FAILED\x10\x032\xd8\x02\n" +
+	"\x15DELIVERY_STATE_FAILED\x10\x032\x9f\a\n" +
 	"\x0eWebhookService\x12S\n" +
 	"\x0eCreateEndpoint\x12\x1f.dsync.v1.CreateEndpointRequest\x1a .dsync.v1.CreateEndpointResponse\x12J\n" +
 	"\vGetEndpoint\x12\x1c.dsync.v1.GetEndpointRequest\x1a\x1d.dsync.v1.GetEndpointResponse\x12P\n" +
 	"\rListEndpoints\x12\x1e.dsync.v1.ListEndpointsRequest\x1a\x1f.dsync.v1.ListEndpointsResponse\x12S\n" +
-	"\x0eListDeliveries\x12\x1f.dsync.v1.ListDeliveriesRequest\x1a .dsync.v1.ListDeliveriesResponseB\x97\x01\n" +
+	"\x0eListDeliveries\x12\x1f.dsync.v1.ListDeliveriesRequest\x1a .dsync.v1.ListDeliveriesResponse\x12S\n" +
+	"\x0eUpdateEndpoint\x12\x1f.dsync.v1.UpdateEndpointRequest\x1a .dsync.v1.UpdateEndpointResponse\x12S\n" +
+	"\x0eDeleteEndpoint\x12\x1f.dsync.v1.DeleteEndpointRequest\x1a .dsync.v1.DeleteEndpointResponse\x12M\n" +
+	"\fRotateSecret\x12\x1d.dsync.v1.RotateSecretRequest\x1a\x1e.dsync.v1.RotateSecretResponse\x12J\n" +
+	"\vGetDelivery\x12\x1c.dsync.v1.GetDeliveryRequest\x1a\x1d.dsync.v1.GetDeliveryResponse\x12S\n" +
+	"\x0eResendDelivery\x12\x1f.dsync.v1.ResendDeliveryRequest\x1a .dsync.v1.ResendDeliveryResponse\x12\\\n" +
+	"\x11RecoverDeliveries\x12\".dsync.v1.RecoverDeliveriesRequest\x1a#.dsync.v1.RecoverDeliveriesResponse\x12M\n" +
+	"\fReplayEvents\x12\x1d.dsync.v1.ReplayEventsRequest\x1a\x1e.dsync.v1.ReplayEventsResponseB\x97\x01\n" +
 	"\fcom.dsync.v1B\x13WebhookServiceProtoP\x01Z1github.com/dsync-dev/dsync/proto/dsync/v1;dsyncv1\xa2\x02\x03DXX\xaa\x02\bDsync.V1\xca\x02\bDsync\\V1\xe2\x02\x14Dsync\\V1\\GPBMetadata\xea\x02\tDsync::V1b\x06proto3"
 
 var (
@@ -816,54 +1866,105 @@ func file_dsync_v1_webhook_service_proto_rawDescGZIP() []byte {
 	return file_dsync_v1_webhook_service_proto_rawDescData
 }
 
-var file_dsync_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dsync_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_dsync_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_dsync_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_dsync_v1_webhook_service_proto_goTypes = []any{
-	(EndpointState)(0),             // 0: dsync.v1.EndpointState
-	(DeliveryState)(0),             // 1: dsync.v1.DeliveryState
-	(*Endpoint)(nil),               // 2: dsync.v1.Endpoint
-	(*Delivery)(nil),               // 3: dsync.v1.Delivery
-	(*CreateEndpointRequest)(nil),  // 4: dsync.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil), // 5: dsync.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),     // 6: dsync.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),    // 7: dsync.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),   // 8: dsync.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),  // 9: dsync.v1.ListEndpointsResponse
-	(*ListDeliveriesRequest)(nil),  // 10: dsync.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 11: dsync.v1.ListDeliveriesResponse
-	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
-	(*Page)(nil),                   // 13: dsync.v1.Page
-	(*PageInfo)(nil),               // 14: dsync.v1.PageInfo
+	(OrderingMode)(0),                 // 0: dsync.v1.OrderingMode
+	(EndpointState)(0),                // 1: dsync.v1.EndpointState
+	(DeliveryState)(0),                // 2: dsync.v1.DeliveryState
+	(*Endpoint)(nil),                  // 3: dsync.v1.Endpoint
+	(*Delivery)(nil),                  // 4: dsync.v1.Delivery
+	(*DeliveryAttempt)(nil),           // 5: dsync.v1.DeliveryAttempt
+	(*CreateEndpointRequest)(nil),     // 6: dsync.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),    // 7: dsync.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),        // 8: dsync.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),       // 9: dsync.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),      // 10: dsync.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),     // 11: dsync.v1.ListEndpointsResponse
+	(*ListDeliveriesRequest)(nil),     // 12: dsync.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),    // 13: dsync.v1.ListDeliveriesResponse
+	(*UpdateEndpointRequest)(nil),     // 14: dsync.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),    // 15: dsync.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),     // 16: dsync.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),    // 17: dsync.v1.DeleteEndpointResponse
+	(*RotateSecretRequest)(nil),       // 18: dsync.v1.RotateSecretRequest
+	(*RotateSecretResponse)(nil),      // 19: dsync.v1.RotateSecretResponse
+	(*GetDeliveryRequest)(nil),        // 20: dsync.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),       // 21: dsync.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),     // 22: dsync.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),    // 23: dsync.v1.ResendDeliveryResponse
+	(*RecoverDeliveriesRequest)(nil),  // 24: dsync.v1.RecoverDeliveriesRequest
+	(*RecoverDeliveriesResponse)(nil), // 25: dsync.v1.RecoverDeliveriesResponse
+	(*ReplayEventsRequest)(nil),       // 26: dsync.v1.ReplayEventsRequest
+	(*ReplayEventsResponse)(nil),      // 27: dsync.v1.ReplayEventsResponse
+	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 29: google.protobuf.Duration
+	(*Page)(nil),                      // 30: dsync.v1.Page
+	(*PageInfo)(nil),                  // 31: dsync.v1.PageInfo
+	(*fieldmaskpb.FieldMask)(nil),     // 32: google.protobuf.FieldMask
 }
 var file_dsync_v1_webhook_service_proto_depIdxs = []int32{
-	0,  // 0: dsync.v1.Endpoint.state:type_name -> dsync.v1.EndpointState
-	12, // 1: dsync.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	12, // 2: dsync.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: dsync.v1.Delivery.state:type_name -> dsync.v1.DeliveryState
-	12, // 4: dsync.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	12, // 5: dsync.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	12, // 6: dsync.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 7: dsync.v1.CreateEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
-	2,  // 8: dsync.v1.GetEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
-	13, // 9: dsync.v1.ListEndpointsRequest.page:type_name -> dsync.v1.Page
-	2,  // 10: dsync.v1.ListEndpointsResponse.endpoints:type_name -> dsync.v1.Endpoint
-	14, // 11: dsync.v1.ListEndpointsResponse.page_info:type_name -> dsync.v1.PageInfo
-	13, // 12: dsync.v1.ListDeliveriesRequest.page:type_name -> dsync.v1.Page
-	3,  // 13: dsync.v1.ListDeliveriesResponse.deliveries:type_name -> dsync.v1.Delivery
-	14, // 14: dsync.v1.ListDeliveriesResponse.page_info:type_name -> dsync.v1.PageInfo
-	4,  // 15: dsync.v1.WebhookService.CreateEndpoint:input_type -> dsync.v1.CreateEndpointRequest
-	6,  // 16: dsync.v1.WebhookService.GetEndpoint:input_type -> dsync.v1.GetEndpointRequest
-	8,  // 17: dsync.v1.WebhookService.ListEndpoints:input_type -> dsync.v1.ListEndpointsRequest
-	10, // 18: dsync.v1.WebhookService.ListDeliveries:input_type -> dsync.v1.ListDeliveriesRequest
-	5,  // 19: dsync.v1.WebhookService.CreateEndpoint:output_type -> dsync.v1.CreateEndpointResponse
-	7,  // 20: dsync.v1.WebhookService.GetEndpoint:output_type -> dsync.v1.GetEndpointResponse
-	9,  // 21: dsync.v1.WebhookService.ListEndpoints:output_type -> dsync.v1.ListEndpointsResponse
-	11, // 22: dsync.v1.WebhookService.ListDeliveries:output_type -> dsync.v1.ListDeliveriesResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	1,  // 0: dsync.v1.Endpoint.state:type_name -> dsync.v1.EndpointState
+	28, // 1: dsync.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	28, // 2: dsync.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: dsync.v1.Endpoint.ordering:type_name -> dsync.v1.OrderingMode
+	28, // 4: dsync.v1.Endpoint.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	28, // 5: dsync.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
+	2,  // 6: dsync.v1.Delivery.state:type_name -> dsync.v1.DeliveryState
+	28, // 7: dsync.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	28, // 8: dsync.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	28, // 9: dsync.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 10: dsync.v1.Delivery.attempts_log:type_name -> dsync.v1.DeliveryAttempt
+	28, // 11: dsync.v1.DeliveryAttempt.started_at:type_name -> google.protobuf.Timestamp
+	29, // 12: dsync.v1.DeliveryAttempt.latency:type_name -> google.protobuf.Duration
+	0,  // 13: dsync.v1.CreateEndpointRequest.ordering:type_name -> dsync.v1.OrderingMode
+	3,  // 14: dsync.v1.CreateEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
+	3,  // 15: dsync.v1.GetEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
+	30, // 16: dsync.v1.ListEndpointsRequest.page:type_name -> dsync.v1.Page
+	3,  // 17: dsync.v1.ListEndpointsResponse.endpoints:type_name -> dsync.v1.Endpoint
+	31, // 18: dsync.v1.ListEndpointsResponse.page_info:type_name -> dsync.v1.PageInfo
+	30, // 19: dsync.v1.ListDeliveriesRequest.page:type_name -> dsync.v1.Page
+	2,  // 20: dsync.v1.ListDeliveriesRequest.state:type_name -> dsync.v1.DeliveryState
+	28, // 21: dsync.v1.ListDeliveriesRequest.created_after:type_name -> google.protobuf.Timestamp
+	28, // 22: dsync.v1.ListDeliveriesRequest.created_before:type_name -> google.protobuf.Timestamp
+	4,  // 23: dsync.v1.ListDeliveriesResponse.deliveries:type_name -> dsync.v1.Delivery
+	31, // 24: dsync.v1.ListDeliveriesResponse.page_info:type_name -> dsync.v1.PageInfo
+	3,  // 25: dsync.v1.UpdateEndpointRequest.endpoint:type_name -> dsync.v1.Endpoint
+	32, // 26: dsync.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 27: dsync.v1.UpdateEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
+	29, // 28: dsync.v1.RotateSecretRequest.grace_period:type_name -> google.protobuf.Duration
+	3,  // 29: dsync.v1.RotateSecretResponse.endpoint:type_name -> dsync.v1.Endpoint
+	4,  // 30: dsync.v1.GetDeliveryResponse.delivery:type_name -> dsync.v1.Delivery
+	4,  // 31: dsync.v1.ResendDeliveryResponse.delivery:type_name -> dsync.v1.Delivery
+	28, // 32: dsync.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	28, // 33: dsync.v1.ReplayEventsRequest.since:type_name -> google.protobuf.Timestamp
+	6,  // 34: dsync.v1.WebhookService.CreateEndpoint:input_type -> dsync.v1.CreateEndpointRequest
+	8,  // 35: dsync.v1.WebhookService.GetEndpoint:input_type -> dsync.v1.GetEndpointRequest
+	10, // 36: dsync.v1.WebhookService.ListEndpoints:input_type -> dsync.v1.ListEndpointsRequest
+	12, // 37: dsync.v1.WebhookService.ListDeliveries:input_type -> dsync.v1.ListDeliveriesRequest
+	14, // 38: dsync.v1.WebhookService.UpdateEndpoint:input_type -> dsync.v1.UpdateEndpointRequest
+	16, // 39: dsync.v1.WebhookService.DeleteEndpoint:input_type -> dsync.v1.DeleteEndpointRequest
+	18, // 40: dsync.v1.WebhookService.RotateSecret:input_type -> dsync.v1.RotateSecretRequest
+	20, // 41: dsync.v1.WebhookService.GetDelivery:input_type -> dsync.v1.GetDeliveryRequest
+	22, // 42: dsync.v1.WebhookService.ResendDelivery:input_type -> dsync.v1.ResendDeliveryRequest
+	24, // 43: dsync.v1.WebhookService.RecoverDeliveries:input_type -> dsync.v1.RecoverDeliveriesRequest
+	26, // 44: dsync.v1.WebhookService.ReplayEvents:input_type -> dsync.v1.ReplayEventsRequest
+	7,  // 45: dsync.v1.WebhookService.CreateEndpoint:output_type -> dsync.v1.CreateEndpointResponse
+	9,  // 46: dsync.v1.WebhookService.GetEndpoint:output_type -> dsync.v1.GetEndpointResponse
+	11, // 47: dsync.v1.WebhookService.ListEndpoints:output_type -> dsync.v1.ListEndpointsResponse
+	13, // 48: dsync.v1.WebhookService.ListDeliveries:output_type -> dsync.v1.ListDeliveriesResponse
+	15, // 49: dsync.v1.WebhookService.UpdateEndpoint:output_type -> dsync.v1.UpdateEndpointResponse
+	17, // 50: dsync.v1.WebhookService.DeleteEndpoint:output_type -> dsync.v1.DeleteEndpointResponse
+	19, // 51: dsync.v1.WebhookService.RotateSecret:output_type -> dsync.v1.RotateSecretResponse
+	21, // 52: dsync.v1.WebhookService.GetDelivery:output_type -> dsync.v1.GetDeliveryResponse
+	23, // 53: dsync.v1.WebhookService.ResendDelivery:output_type -> dsync.v1.ResendDeliveryResponse
+	25, // 54: dsync.v1.WebhookService.RecoverDeliveries:output_type -> dsync.v1.RecoverDeliveriesResponse
+	27, // 55: dsync.v1.WebhookService.ReplayEvents:output_type -> dsync.v1.ReplayEventsResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_dsync_v1_webhook_service_proto_init() }
@@ -872,13 +1973,17 @@ func file_dsync_v1_webhook_service_proto_init() {
 		return
 	}
 	file_dsync_v1_directory_service_proto_init()
+	file_dsync_v1_webhook_service_proto_msgTypes[23].OneofWrappers = []any{
+		(*ReplayEventsRequest_Since)(nil),
+		(*ReplayEventsRequest_AfterEventId)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_webhook_service_proto_rawDesc), len(file_dsync_v1_webhook_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   10,
+			NumEnums:      3,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_CreateEndpoint_FullMethodName = "/dsync.v1.WebhookService/CreateEndpoint"
-	WebhookService_GetEndpoint_FullMethodName    = "/dsync.v1.WebhookService/GetEndpoint"
-	WebhookService_ListEndpoints_FullMethodName  = "/dsync.v1.WebhookService/ListEndpoints"
-	WebhookService_ListDeliveries_FullMethodName = "/dsync.v1.WebhookService/ListDeliveries"
+	WebhookService_CreateEndpoint_FullMethodName    = "/dsync.v1.WebhookService/CreateEndpoint"
+	WebhookService_GetEndpoint_FullMethodName       = "/dsync.v1.WebhookService/GetEndpoint"
+	WebhookService_ListEndpoints_FullMethodName     = "/dsync.v1.WebhookService/ListEndpoints"
+	WebhookService_ListDeliveries_FullMethodName    = "/dsync.v1.WebhookService/ListDeliveries"
+	WebhookService_UpdateEndpoint_FullMethodName    = "/dsync.v1.WebhookService/UpdateEndpoint"
+	WebhookService_DeleteEndpoint_FullMethodName    = "/dsync.v1.WebhookService/DeleteEndpoint"
+	WebhookService_RotateSecret_FullMethodName      = "/dsync.v1.WebhookService/RotateSecret"
+	WebhookService_GetDelivery_FullMethodName       = "/dsync.v1.WebhookService/GetDelivery"
+	WebhookService_ResendDelivery_FullMethodName    = "/dsync.v1.WebhookService/ResendDelivery"
+	WebhookService_RecoverDeliveries_FullMethodName = "/dsync.v1.WebhookService/RecoverDeliveries"
+	WebhookService_ReplayEvents_FullMethodName      = "/dsync.v1.WebhookService/ReplayEvents"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -38,8 +45,30 @@ type WebhookServiceClient interface {
 	GetEndpoint(ctx context.Context, in *GetEndpointRequest, opts ...grpc.CallOption) (*GetEndpointResponse, error)
 	// ListEndpoints pages through endpoints in id order.
 	ListEndpoints(ctx context.Context, in *ListEndpointsRequest, opts ...grpc.CallOption) (*ListEndpointsResponse, error)
-	// ListDeliveries pages through an endpoint's deliveries, newest first by default.
+	// ListDeliveries pages through an endpoint's deliveries, newest first by
+	// default, each with its attempts.
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	// UpdateEndpoint changes the fields named in update_mask. Enabling a
+	// disabled endpoint resumes it where it stopped: its pending deliveries
+	// become due and the events it missed while disabled are delivered.
+	UpdateEndpoint(ctx context.Context, in *UpdateEndpointRequest, opts ...grpc.CallOption) (*UpdateEndpointResponse, error)
+	// DeleteEndpoint removes an endpoint with its deliveries and attempts.
+	DeleteEndpoint(ctx context.Context, in *DeleteEndpointRequest, opts ...grpc.CallOption) (*DeleteEndpointResponse, error)
+	// RotateSecret gives an endpoint a new secret and keeps the previous one
+	// valid for Standard Webhooks verification during a grace period.
+	RotateSecret(ctx context.Context, in *RotateSecretRequest, opts ...grpc.CallOption) (*RotateSecretResponse, error)
+	// GetDelivery returns one delivery of an endpoint with its attempts.
+	GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*GetDeliveryResponse, error)
+	// ResendDelivery makes one delivery pending and due now, whatever its
+	// state, with a fresh retry schedule. The event id does not change.
+	ResendDelivery(ctx context.Context, in *ResendDeliveryRequest, opts ...grpc.CallOption) (*ResendDeliveryResponse, error)
+	// RecoverDeliveries resends every failed delivery of an endpoint created at
+	// or after since.
+	RecoverDeliveries(ctx context.Context, in *RecoverDeliveriesRequest, opts ...grpc.CallOption) (*RecoverDeliveriesResponse, error)
+	// ReplayEvents delivers again, in stream order, every event the endpoint
+	// subscribes to since a time or after an event, whether or not it was
+	// delivered before.
+	ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -90,6 +119,76 @@ func (c *webhookServiceClient) ListDeliveries(ctx context.Context, in *ListDeliv
 	return out, nil
 }
 
+func (c *webhookServiceClient) UpdateEndpoint(ctx context.Context, in *UpdateEndpointRequest, opts ...grpc.CallOption) (*UpdateEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateEndpointResponse)
+	err := c.cc.Invoke(ctx, WebhookService_UpdateEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) DeleteEndpoint(ctx context.Context, in *DeleteEndpointRequest, opts ...grpc.CallOption) (*DeleteEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteEndpointResponse)
+	err := c.cc.Invoke(ctx, WebhookService_DeleteEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RotateSecret(ctx context.Context, in *RotateSecretRequest, opts ...grpc.CallOption) (*RotateSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSecretResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RotateSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*GetDeliveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeliveryResponse)
+	err := c.cc.Invoke(ctx, WebhookService_GetDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ResendDelivery(ctx context.Context, in *ResendDeliveryRequest, opts ...grpc.CallOption) (*ResendDeliveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResendDeliveryResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ResendDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RecoverDeliveries(ctx context.Context, in *RecoverDeliveriesRequest, opts ...grpc.CallOption) (*RecoverDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoverDeliveriesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RecoverDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayEventsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ReplayEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -103,8 +202,30 @@ type WebhookServiceServer interface {
 	GetEndpoint(context.Context, *GetEndpointRequest) (*GetEndpointResponse, error)
 	// ListEndpoints pages through endpoints in id order.
 	ListEndpoints(context.Context, *ListEndpointsRequest) (*ListEndpointsResponse, error)
-	// ListDeliveries pages through an endpoint's deliveries, newest first by default.
+	// ListDeliveries pages through an endpoint's deliveries, newest first by
+	// default, each with its attempts.
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
+	// UpdateEndpoint changes the fields named in update_mask. Enabling a
+	// disabled endpoint resumes it where it stopped: its pending deliveries
+	// become due and the events it missed while disabled are delivered.
+	UpdateEndpoint(context.Context, *UpdateEndpointRequest) (*UpdateEndpointResponse, error)
+	// DeleteEndpoint removes an endpoint with its deliveries and attempts.
+	DeleteEndpoint(context.Context, *DeleteEndpointRequest) (*DeleteEndpointResponse, error)
+	// RotateSecret gives an endpoint a new secret and keeps the previous one
+	// valid for Standard Webhooks verification during a grace period.
+	RotateSecret(context.Context, *RotateSecretRequest) (*RotateSecretResponse, error)
+	// GetDelivery returns one delivery of an endpoint with its attempts.
+	GetDelivery(context.Context, *GetDeliveryRequest) (*GetDeliveryResponse, error)
+	// ResendDelivery makes one delivery pending and due now, whatever its
+	// state, with a fresh retry schedule. The event id does not change.
+	ResendDelivery(context.Context, *ResendDeliveryRequest) (*ResendDeliveryResponse, error)
+	// RecoverDeliveries resends every failed delivery of an endpoint created at
+	// or after since.
+	RecoverDeliveries(context.Context, *RecoverDeliveriesRequest) (*RecoverDeliveriesResponse, error)
+	// ReplayEvents delivers again, in stream order, every event the endpoint
+	// subscribes to since a time or after an event, whether or not it was
+	// delivered before.
+	ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -126,6 +247,27 @@ func (UnimplementedWebhookServiceServer) ListEndpoints(context.Context, *ListEnd
 }
 func (UnimplementedWebhookServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) UpdateEndpoint(context.Context, *UpdateEndpointRequest) (*UpdateEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateEndpoint not implemented")
+}
+func (UnimplementedWebhookServiceServer) DeleteEndpoint(context.Context, *DeleteEndpointRequest) (*DeleteEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteEndpoint not implemented")
+}
+func (UnimplementedWebhookServiceServer) RotateSecret(context.Context, *RotateSecretRequest) (*RotateSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSecret not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetDelivery(context.Context, *GetDeliveryRequest) (*GetDeliveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDelivery not implemented")
+}
+func (UnimplementedWebhookServiceServer) ResendDelivery(context.Context, *ResendDeliveryRequest) (*ResendDeliveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResendDelivery not implemented")
+}
+func (UnimplementedWebhookServiceServer) RecoverDeliveries(context.Context, *RecoverDeliveriesRequest) (*RecoverDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecoverDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayEvents not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -220,6 +362,132 @@ func _WebhookService_ListDeliveries_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_UpdateEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).UpdateEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_UpdateEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).UpdateEndpoint(ctx, req.(*UpdateEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_DeleteEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).DeleteEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_DeleteEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).DeleteEndpoint(ctx, req.(*DeleteEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RotateSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RotateSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RotateSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RotateSecret(ctx, req.(*RotateSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_GetDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetDelivery(ctx, req.(*GetDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ResendDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResendDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ResendDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ResendDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ResendDelivery(ctx, req.(*ResendDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RecoverDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RecoverDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RecoverDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RecoverDeliveries(ctx, req.(*RecoverDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ReplayEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ReplayEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ReplayEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ReplayEvents(ctx, req.(*ReplayEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +510,34 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDeliveries",
 			Handler:    _WebhookService_ListDeliveries_Handler,
+		},
+		{
+			MethodName: "UpdateEndpoint",
+			Handler:    _WebhookService_UpdateEndpoint_Handler,
+		},
+		{
+			MethodName: "DeleteEndpoint",
+			Handler:    _WebhookService_DeleteEndpoint_Handler,
+		},
+		{
+			MethodName: "RotateSecret",
+			Handler:    _WebhookService_RotateSecret_Handler,
+		},
+		{
+			MethodName: "GetDelivery",
+			Handler:    _WebhookService_GetDelivery_Handler,
+		},
+		{
+			MethodName: "ResendDelivery",
+			Handler:    _WebhookService_ResendDelivery_Handler,
+		},
+		{
+			MethodName: "RecoverDeliveries",
+			Handler:    _WebhookService_RecoverDeliveries_Handler,
+		},
+		{
+			MethodName: "ReplayEvents",
+			Handler:    _WebhookService_ReplayEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

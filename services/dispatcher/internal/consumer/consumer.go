@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/natsx"
@@ -139,6 +141,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		Seq:       md.Sequence.Stream,
 		Body:      body,
 		CreatedAt: ev.GetOccurredAt().AsTime(),
+		// Attempts run later, outside this context: keep the trace
+		// context so their spans can link to the event's trace.
+		TraceParent: traceParent(msg.Headers()),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -158,4 +163,30 @@ func (c *Consumer) ack(ctx context.Context, log *slog.Logger, msg jetstream.Msg)
 	if err := msg.Ack(); err != nil {
 		log.WarnContext(ctx, "ack event", "error", err)
 	}
+}
+
+// traceParent is the valid W3C traceparent in h, "" when there is none. It
+// reads W3C trace context whatever the process's global propagator is.
+func traceParent(h nats.Header) string {
+	if h == nil {
+		return ""
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), natsx.HeaderCarrier(h))
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier.Get("traceparent")
+}
+
+// Lag is the number of stream messages the consumer has yet to receive
+// (consumer lag); it fails before the consumer exists.
+func (c *Consumer) Lag(ctx context.Context) (uint64, error) {
+	cons, err := c.JS.Consumer(ctx, event.Stream, c.Name)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s: %w", c.Name, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s info: %w", c.Name, err)
+	}
+	return info.NumPending, nil
 }

@@ -34,16 +34,44 @@ const (
 	EndpointDisabled EndpointState = "disabled"
 )
 
+// Ordering is the delivery order an endpoint is promised.
+type Ordering string
+
+// Orderings.
+const (
+	// OrderResource delivers the events of one resource (user, group,
+	// membership) in stream order; unrelated resources go in parallel.
+	OrderResource Ordering = "resource"
+	// OrderDirectory delivers every event of one directory in stream order.
+	OrderDirectory Ordering = "directory"
+)
+
 // Endpoint is a customer URL that receives signed webhook events.
 type Endpoint struct {
 	ID  string // we_<ULID>
 	URL string
 	// Events are the subscribed event names; empty means every event.
-	Events    []string
-	State     EndpointState
-	Secret    string // whsec_<base64 of 32 bytes>
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Events      []string
+	State       EndpointState
+	Secret      string // whsec_<base64 of 32 bytes>
+	Description string
+	// RetrySchedule overrides the dispatcher's retry schedule when not empty.
+	RetrySchedule []time.Duration
+	Ordering      Ordering
+	// DisabledReason says why a disabled endpoint was disabled.
+	DisabledReason string
+	// DisabledSeq is the last stream sequence stored when the endpoint was
+	// disabled: enabling it again delivers the events after it.
+	DisabledSeq uint64
+	// PreviousSecret still signs Standard Webhooks deliveries until
+	// PreviousSecretExpiresAt (secret rotation grace period).
+	PreviousSecret          string
+	PreviousSecretExpiresAt time.Time
+	// FailingSince is when the current run of failed attempts began; zero
+	// after a success.
+	FailingSince time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Subscribes reports whether e wants events named name.
@@ -62,6 +90,9 @@ type Event struct {
 	Seq       uint64
 	Body      []byte
 	CreatedAt time.Time
+	// TraceParent is the W3C traceparent of the request that caused the
+	// event, so each attempt's span links to it; empty when untraced.
+	TraceParent string
 }
 
 // DeliveryState is where a delivery is in its life.
@@ -84,15 +115,23 @@ type Delivery struct {
 	EventID    string
 	EventName  string
 	Subject    string
-	Seq        uint64
-	State      DeliveryState
+	// DirectoryID orders deliveries of endpoints with OrderDirectory.
+	DirectoryID string
+	Seq         uint64
+	State       DeliveryState
 	// Attempts is the number of attempts made so far.
-	Attempts       int
+	Attempts int
+	// RoundStart is Attempts when the delivery was last resent: the retry
+	// schedule applies to the attempts after it.
+	RoundStart     int
 	LastStatusCode int // 0 when the last attempt got no response
 	LastError      string
 	NextAttemptAt  time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// AttemptLog holds the attempts, oldest first, when the Service read
+	// them; stores leave it nil.
+	AttemptLog []Attempt
 }
 
 // Attempt is one HTTP request of a delivery.
@@ -108,14 +147,21 @@ type Attempt struct {
 }
 
 // MaxResponseSnippet bounds the response body kept per attempt.
-const MaxResponseSnippet = 1024
+const MaxResponseSnippet = 4096
 
 // Claim is a due delivery leased to one worker, with what it needs to send.
 type Claim struct {
 	Delivery Delivery
 	URL      string
 	Secret   string
-	Body     []byte
+	// PreviousSecret is set while a rotated-out secret is in its grace period.
+	PreviousSecret string
+	// Schedule is the endpoint's retry schedule; nil means the default.
+	Schedule []time.Duration
+	// FailingSince is the endpoint's; zero when its last attempt succeeded.
+	FailingSince time.Time
+	Body         []byte
+	TraceParent  string
 }
 
 // Outcome is the delivery's state after an attempt.
@@ -123,8 +169,26 @@ type Outcome struct {
 	State DeliveryState
 	// NextAttemptAt is set when State is DeliveryPending.
 	NextAttemptAt time.Time
-	// DisableEndpoint is set when the endpoint told us it is gone (410).
+	// DisableEndpoint is set when the endpoint told us it is gone (410) or
+	// has failed for too long; DisableReason says which.
 	DisableEndpoint bool
+	DisableReason   string
+}
+
+// DeliveryFilter narrows a list of deliveries; zero fields match all.
+type DeliveryFilter struct {
+	State         DeliveryState
+	EventName     string
+	CreatedAfter  time.Time // inclusive
+	CreatedBefore time.Time // exclusive
+}
+
+// EventQuery selects stored events in stream order: those with Seq above
+// AfterSeq and CreatedAt not before Since. At most Limit.
+type EventQuery struct {
+	AfterSeq uint64
+	Since    time.Time
+	Limit    int
 }
 
 // ListQuery selects a run of rows in id order: those after Cursor in
@@ -147,35 +211,63 @@ type Store interface {
 	ListEndpoints(ctx context.Context, q ListQuery) ([]Endpoint, error)
 	// EnabledEndpoints returns every enabled endpoint.
 	EnabledEndpoints(ctx context.Context) ([]Endpoint, error)
+	// UpdateEndpoint writes e's URL, events, description, retry schedule,
+	// ordering, secrets and UpdatedAt (not its state); ErrNotFound when
+	// unknown.
+	UpdateEndpoint(ctx context.Context, e Endpoint) error
 	// SetEndpointState changes an endpoint's state; ErrNotFound when unknown.
-	SetEndpointState(ctx context.Context, id string, state EndpointState, at time.Time) error
+	// Disabling records reason and the last stored event sequence
+	// (DisabledSeq). Enabling clears both and FailingSince, and makes the
+	// endpoint's pending deliveries due at at with a fresh retry round.
+	SetEndpointState(ctx context.Context, id string, state EndpointState, reason string, at time.Time) error
+	// DeleteEndpoint removes an endpoint, its deliveries and their
+	// attempts; ErrNotFound when unknown.
+	DeleteEndpoint(ctx context.Context, id string) error
 
 	// AddEvent stores ev (once: an existing id is kept as is) and inserts
 	// deliveries, in one transaction. A delivery whose (EndpointID,
 	// EventID) exists is skipped, so a redelivered stream message never
 	// duplicates a delivery. It returns how many deliveries were inserted.
 	AddEvent(ctx context.Context, ev Event, deliveries []Delivery) (int, error)
+	// Events lists stored events (without bodies) in stream order.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
+	// EventSeq returns an event's stream sequence; ErrNotFound when unknown.
+	EventSeq(ctx context.Context, id string) (uint64, error)
+	// ScheduleDeliveries inserts ds as given. With reset, a delivery whose
+	// (EndpointID, EventID) exists is instead made pending and due at at
+	// with a fresh retry round (RoundStart = Attempts); without, it is
+	// skipped. It returns how many deliveries were inserted or reset.
+	ScheduleDeliveries(ctx context.Context, ds []Delivery, reset bool, at time.Time) (int, error)
+	// RecoverFailed makes an endpoint's failed deliveries created at or
+	// after since pending, due at at, with a fresh retry round, and returns
+	// how many.
+	RecoverFailed(ctx context.Context, endpointID string, since, at time.Time) (int, error)
+	// Backlog returns the number of pending deliveries per endpoint.
+	Backlog(ctx context.Context) (map[string]int64, error)
 
 	// ClaimDue leases up to limit pending deliveries that are due at now,
 	// whose endpoint is enabled and that are not leased (claimed_until
 	// unset or not after now), until leaseUntil. It never returns a
 	// delivery while an earlier (lower Seq) pending delivery of the same
-	// endpoint and subject exists, and never leases more than perEndpoint
+	// endpoint and subject exists (or, for an endpoint with OrderDirectory,
+	// of the same directory), and never leases more than perEndpoint
 	// deliveries of one endpoint at once, counting leases already held.
 	// A lease that expires makes the delivery due again: that is how a
-	// crashed worker's delivery is retried.
+	// crashed worker's delivery is retried. A claim carries the previous
+	// secret only while it is within its grace period at now.
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int) ([]Claim, error)
 
 	// FinishAttempt records a and applies o to the delivery in one
 	// transaction: attempts and last status/error are updated, the lease is
-	// released, and the endpoint is disabled when o says so. ErrNotFound
-	// when the delivery is unknown.
+	// released, the endpoint's FailingSince is cleared by a success and set
+	// (if unset) by a failure, and the endpoint is disabled when o says so.
+	// ErrNotFound when the delivery is unknown.
 	FinishAttempt(ctx context.Context, a Attempt, o Outcome) error
 
 	// GetDelivery returns ErrNotFound when id is unknown.
 	GetDelivery(ctx context.Context, id string) (Delivery, error)
-	// ListDeliveries lists an endpoint's deliveries by id.
-	ListDeliveries(ctx context.Context, endpointID string, q ListQuery) ([]Delivery, error)
+	// ListDeliveries lists an endpoint's deliveries matching f by id.
+	ListDeliveries(ctx context.Context, endpointID string, f DeliveryFilter, q ListQuery) ([]Delivery, error)
 	// ListAttempts returns a delivery's attempts by number.
 	ListAttempts(ctx context.Context, deliveryID string) ([]Attempt, error)
 }

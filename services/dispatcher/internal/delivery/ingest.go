@@ -18,10 +18,28 @@ type Ingester struct {
 	Now    func() time.Time
 }
 
+// newDelivery is a pending delivery of ev to endpointID, due at now.
+func newDelivery(ids *event.IDs, endpointID string, ev Event, now time.Time) Delivery {
+	return Delivery{
+		ID:            ids.New(event.PrefixDelivery),
+		EndpointID:    endpointID,
+		EventID:       ev.ID,
+		EventName:     ev.Name,
+		Subject:       ev.Subject,
+		DirectoryID:   event.DirectoryIDFromSubject(ev.Subject),
+		Seq:           ev.Seq,
+		State:         DeliveryPending,
+		NextAttemptAt: now,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}
+}
+
 // Ingest stores ev and a pending, immediately due delivery for every
 // enabled endpoint subscribed to ev.Name. It is idempotent: ingesting the
 // same event again inserts nothing new for endpoints that already have it.
-// It returns the number of deliveries inserted.
+// It returns the number of deliveries inserted. (A disabled endpoint gets
+// the events it missed when it is enabled again, from the stored events.)
 func (in *Ingester) Ingest(ctx context.Context, ev Event) (int, error) {
 	endpoints, err := in.Store.EnabledEndpoints(ctx)
 	if err != nil {
@@ -33,21 +51,9 @@ func (in *Ingester) Ingest(ctx context.Context, ev Event) (int, error) {
 	}
 	var ds []Delivery
 	for _, e := range endpoints {
-		if !e.Subscribes(ev.Name) {
-			continue
+		if e.Subscribes(ev.Name) {
+			ds = append(ds, newDelivery(in.IDs, e.ID, ev, now))
 		}
-		ds = append(ds, Delivery{
-			ID:            in.IDs.New(event.PrefixDelivery),
-			EndpointID:    e.ID,
-			EventID:       ev.ID,
-			EventName:     ev.Name,
-			Subject:       ev.Subject,
-			Seq:           ev.Seq,
-			State:         DeliveryPending,
-			NextAttemptAt: now,
-			CreatedAt:     now,
-			UpdatedAt:     now,
-		})
 	}
 	n, err := in.Store.AddEvent(ctx, ev, ds)
 	if err != nil {

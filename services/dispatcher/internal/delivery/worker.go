@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -33,7 +34,23 @@ type WorkerConfig struct {
 	// Poll is how often due deliveries are looked for without a
 	// notification (scheduled retries, expired leases); default 1s.
 	Poll time.Duration
-	Now  func() time.Time
+	// DisableAfter disables an endpoint whose attempts have all failed for
+	// this long; default DefaultDisableAfter, negative never.
+	DisableAfter time.Duration
+	// Observer traces and measures attempts; nil observes nothing.
+	Observer Observer
+	Now      func() time.Time
+}
+
+// DefaultDisableAfter is how long an endpoint may fail every attempt before
+// it is disabled.
+const DefaultDisableAfter = 5 * 24 * time.Hour
+
+// Observer sees every attempt: Attempt is called before it is sent and
+// returns the context to send it with (carrying a span, say) and a function
+// called with what happened once it is recorded.
+type Observer interface {
+	Attempt(ctx context.Context, c Claim) (context.Context, func(Result, Outcome))
 }
 
 // Worker sends due deliveries and records their attempts.
@@ -58,6 +75,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = DefaultDisableAfter
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -120,9 +140,13 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) attempt(ctx context.Context, c Claim) {
 	d := c.Delivery
 	number := d.Attempts + 1
+	done := func(Result, Outcome) {}
+	if w.cfg.Observer != nil {
+		ctx, done = w.cfg.Observer.Attempt(ctx, c)
+	}
 	started := w.cfg.Now().UTC()
 	r := w.cfg.Sender.Send(ctx, c)
-	o := w.cfg.Policy.Decide(number, r, w.cfg.Now().UTC())
+	o := w.decide(c, number, r, started)
 	a := Attempt{
 		DeliveryID:   d.ID,
 		Number:       number,
@@ -139,9 +163,15 @@ func (w *Worker) attempt(ctx context.Context, c Claim) {
 	}
 	log := w.cfg.Log.With("delivery_id", d.ID, "endpoint_id", d.EndpointID, "event_id", d.EventID,
 		"attempt", number, "status_code", r.StatusCode, "latency_ms", r.Latency.Milliseconds())
-	if err := w.cfg.Store.FinishAttempt(ctx, a, o); err != nil {
+	err := w.cfg.Store.FinishAttempt(ctx, a, o)
+	done(r, o)
+	if err != nil {
 		// The lease expires and the delivery is attempted again: at least
-		// once, never lost.
+		// once, never lost. (An endpoint deleted meanwhile is not an error.)
+		if errors.Is(err, ErrNotFound) {
+			log.DebugContext(ctx, "delivery gone before its attempt was recorded")
+			return
+		}
 		log.ErrorContext(ctx, "record delivery attempt", "error", err)
 		return
 	}
@@ -149,12 +179,39 @@ func (w *Worker) attempt(ctx context.Context, c Claim) {
 	case o.State == DeliverySucceeded:
 		log.DebugContext(ctx, "webhook delivered")
 	case o.DisableEndpoint:
-		log.WarnContext(ctx, "webhook endpoint gone; endpoint disabled")
+		log.WarnContext(ctx, "webhook endpoint disabled", "reason", o.DisableReason, "error", a.Error)
 	case o.State == DeliveryFailed:
 		log.WarnContext(ctx, "webhook delivery failed for good", "error", a.Error)
 	default:
 		log.InfoContext(ctx, "webhook attempt failed; retry scheduled", "error", a.Error, "next_attempt_at", o.NextAttemptAt)
 	}
+}
+
+// decide applies the policy with the endpoint's schedule to attempt number
+// of the current retry round, and disables an endpoint that has failed for
+// longer than DisableAfter. Such a delivery stays pending: re-enabling the
+// endpoint resumes it.
+func (w *Worker) decide(c Claim, number int, r Result, started time.Time) Outcome {
+	p := w.cfg.Policy
+	if len(c.Schedule) > 0 {
+		p.Schedule = c.Schedule
+	}
+	now := w.cfg.Now().UTC()
+	o := p.Decide(number-c.Delivery.RoundStart, r, now)
+	switch {
+	case o.DisableEndpoint:
+		o.DisableReason = "the endpoint answered 410 Gone"
+	case o.State != DeliverySucceeded && w.cfg.DisableAfter > 0:
+		since := c.FailingSince
+		if since.IsZero() {
+			since = started
+		}
+		if now.Sub(since) >= w.cfg.DisableAfter {
+			o.DisableEndpoint = true
+			o.DisableReason = fmt.Sprintf("every attempt failed since %s", since.Format(time.RFC3339))
+		}
+	}
+	return o
 }
 
 // truncate cuts s to at most n bytes and makes it valid UTF-8 without NUL

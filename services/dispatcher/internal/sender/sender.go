@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dsync-dev/dsync/pkg/webhooksig"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/delivery"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/dialguard"
-	"github.com/dsync-dev/dsync/services/dispatcher/internal/signature"
 )
 
 // UserAgent is sent with every delivery.
@@ -74,7 +74,11 @@ func (s *Sender) Send(ctx context.Context, c delivery.Claim) delivery.Result {
 		return r
 	}
 
-	h, err := signature.Sign(c.Secret, c.Delivery.EventID, s.now(), c.Body)
+	var previous []string
+	if c.PreviousSecret != "" {
+		previous = []string{c.PreviousSecret}
+	}
+	h, err := webhooksig.Sign(c.Secret, c.Delivery.EventID, s.now(), c.Body, previous...)
 	if err != nil {
 		return result(delivery.Result{Err: fmt.Errorf("sign: %w", err)})
 	}
@@ -84,13 +88,13 @@ func (s *Sender) Send(ctx context.Context, c delivery.Claim) delivery.Result {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(signature.HeaderWorkOS, h.WorkOS)
+	req.Header.Set(webhooksig.HeaderWorkOS, h.WorkOS)
 	// Standard Webhooks header names are lower-case in the spec; Go
 	// canonicalizes them on the wire, and HTTP header names are
 	// case-insensitive.
-	req.Header.Set(signature.HeaderWebhookID, h.WebhookID)
-	req.Header.Set(signature.HeaderWebhookTimestamp, h.WebhookTimestamp)
-	req.Header.Set(signature.HeaderWebhookSignature, h.WebhookSignature)
+	req.Header.Set(webhooksig.HeaderWebhookID, h.WebhookID)
+	req.Header.Set(webhooksig.HeaderWebhookTimestamp, h.WebhookTimestamp)
+	req.Header.Set(webhooksig.HeaderWebhookSignature, h.WebhookSignature)
 
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -10,10 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dsync-dev/dsync/pkg/webhooksig"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/delivery"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/dialguard"
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/sender"
-	"github.com/dsync-dev/dsync/services/dispatcher/internal/signature"
 )
 
 const secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -54,8 +54,8 @@ func TestSendSignsRequest(t *testing.T) {
 	require.Equal(t, "dsync-webhooks/1", req.header.Get("User-Agent"))
 	require.Equal(t, "event_1", req.header.Get("webhook-id"))
 	now := time.Now()
-	require.NoError(t, signature.VerifyWorkOS(secret, req.header.Get("WorkOS-Signature"), req.body, now, time.Minute))
-	require.NoError(t, signature.VerifyStandard(secret, req.header.Get("webhook-id"), req.header.Get("webhook-timestamp"),
+	require.NoError(t, webhooksig.VerifyWorkOS(secret, req.header.Get("WorkOS-Signature"), req.body, now, time.Minute))
+	require.NoError(t, webhooksig.VerifyStandard(secret, req.header.Get("webhook-id"), req.header.Get("webhook-timestamp"),
 		req.header.Get("webhook-signature"), req.body, now, time.Minute))
 }
 

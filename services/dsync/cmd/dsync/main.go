@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/dsync-dev/dsync/services/dsync/internal/admin"
 	"github.com/dsync-dev/dsync/services/dsync/internal/app"
 )
 
@@ -18,6 +19,6 @@ func main() {
 	defer stop()
 	if err := app.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "dsync:", err)
-		os.Exit(1)
+		os.Exit(admin.ExitCode(err))
 	}
 }

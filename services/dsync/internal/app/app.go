@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/dsync-dev/dsync/services/dsync/internal/admin"
 )
 
 const usage = `dsync — self-hosted Directory Sync (SCIM 2.0 in, signed webhooks and APIs out)
@@ -15,6 +17,8 @@ const usage = `dsync — self-hosted Directory Sync (SCIM 2.0 in, signed webhook
 Usage:
   dsync dev   [flags]                 run everything in one process (in-process NATS, SQLite)
   dsync serve --target=<t> [flags]    run gateway, projector, dispatcher or all against NATS and PostgreSQL
+  dsync admin <command>               manage a running dsync through its REST API ("dsync admin help")
+  dsync projector rebuild [flags]     rebuild the read model from the event stream
   dsync version                       print the version
 
 Run "dsync dev -h" or "dsync serve -h" for the flags; every flag has a DSYNC_* variable.
@@ -43,6 +47,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return flagError(err)
 		}
 		return serve(ctx, cfg, stdout, stderr)
+	case "admin":
+		return admin.Run(ctx, rest, getenv, stdout, stderr)
+	case "projector":
+		return projectorCommand(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "dsync", Version)
 		return nil

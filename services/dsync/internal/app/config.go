@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Targets that `dsync serve --target` accepts.
@@ -40,6 +41,11 @@ type Config struct {
 	ProjectorURL       string
 	DispatcherURL      string
 
+	DashboardPassword string
+	// EventRetention is how long the Events API keeps events: a Go duration,
+	// or "forever".
+	EventRetention string
+
 	AllowPrivateWebhooks bool
 	Demo                 bool
 
@@ -67,6 +73,8 @@ func settings(c *Config, dev bool) []setting {
 		{"dispatcher-grpc-addr", "DSYNC_DISPATCHER_GRPC_ADDR", "127.0.0.1:9092", "listen address of the dispatcher's WebhookService", &c.DispatcherGRPCAddr},
 		{"projector-url", "DSYNC_PROJECTOR_URL", "", "gRPC target the gateway dials for DirectoryService (default: the projector's listen address)", &c.ProjectorURL},
 		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL},
+		{"dashboard-password", "DSYNC_DASHBOARD_PASSWORD", "", "operator password for the dashboard (alternative to the API key)", &c.DashboardPassword},
+		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events: a duration such as 720h, or "forever"`, &c.EventRetention},
 		{"log-level", "DSYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "DSYNC_LOG_FORMAT", ifElse(dev, "text", "json"), "text or json", &c.LogFormat},
 	}
@@ -132,6 +140,9 @@ func (c Config) validate() error {
 			return errors.New("serve needs PostgreSQL: set --postgres-url or DSYNC_POSTGRES_URL")
 		}
 	}
+	if _, err := c.eventRetention(); err != nil {
+		return err
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
@@ -160,4 +171,19 @@ func newLogger(c Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// eventRetention parses EventRetention; a negative result keeps events forever.
+func (c Config) eventRetention() (time.Duration, error) {
+	if c.EventRetention == "" {
+		return 0, nil
+	}
+	if c.EventRetention == "forever" {
+		return -1, nil
+	}
+	d, err := time.ParseDuration(c.EventRetention)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("event retention %q: want a positive duration such as 720h, or \"forever\"", c.EventRetention)
+	}
+	return d, nil
 }

@@ -156,7 +156,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 			return nil, fmt.Errorf("projector listen: %w", err)
 		}
 		sys.ProjectorAddr = projectorLis.Addr().String()
-		pcfg := projector.Config{Logger: log.With("service", "projector"), NATS: nc, GRPCListener: projectorLis}
+		retention, _ := cfg.eventRetention() // validated by parseConfig
+		pcfg := projector.Config{Logger: log.With("service", "projector"), NATS: nc, GRPCListener: projectorLis, EventRetention: retention}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			pcfg.SQLitePath = filepath.Join(cfg.DataDir, "projector.db")
 		} else if pcfg.PostgresURL, err = postgres.WithSchema(cfg.PostgresURL, "projector"); err != nil {
@@ -210,14 +211,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 		}
 		cleanups = append(cleanups, closer(dirConn), closer(whConn))
 		gcfg := gateway.Config{
-			Logger:         log.With("service", "gateway"),
-			NATS:           nc,
-			HTTPListener:   httpLis,
-			PublicURL:      sys.PublicURL,
-			APIKey:         key,
-			Directories:    dirConn,
-			Webhooks:       whConn,
-			MetricsHandler: tel.MetricsHandler,
+			Logger:            log.With("service", "gateway"),
+			NATS:              nc,
+			HTTPListener:      httpLis,
+			PublicURL:         sys.PublicURL,
+			APIKey:            key,
+			DashboardPassword: cfg.DashboardPassword,
+			Directories:       dirConn,
+			Webhooks:          whConn,
+			MetricsHandler:    tel.MetricsHandler,
 		}
 		run(intake, "gateway", func(ctx context.Context) error { return gateway.Run(ctx, gcfg) })
 	} else {

@@ -30,6 +30,21 @@ type Claim struct {
 	Owner string
 }
 
+// ClaimChange takes or releases a claim in the same atomic append as an
+// event. A release frees a value its Owner holds (a rename or a delete);
+// releasing a value held by someone else is a no-op.
+type ClaimChange struct {
+	Claim
+	Release bool
+}
+
+// Entry is one subject's last event and its stream sequence.
+type Entry struct {
+	Subject string
+	Seq     uint64
+	Event   *dsyncv1.Event
+}
+
 // EventLog reads and appends events. Implementations are safe for
 // concurrent use.
 type EventLog interface {
@@ -46,4 +61,16 @@ type EventLog interface {
 	// when the claim is held by another owner and ErrConflict when subject
 	// moved past expectedSeq.
 	AppendClaimed(ctx context.Context, claim Claim, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error)
+	// AppendWithClaims appends ev on subject together with claim changes,
+	// atomically. A value whose last claim message is a release is free. It
+	// returns ErrUniqueness when a value to take is held by another owner
+	// and ErrConflict when subject moved past expectedSeq.
+	AppendWithClaims(ctx context.Context, changes []ClaimChange, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error)
+	// LastPerSubject returns the last event of every subject matching
+	// filter (which may hold wildcards), in stream order. It sees every
+	// append acknowledged before it was called.
+	LastPerSubject(ctx context.Context, filter string) ([]Entry, error)
+	// LastSequence returns the stream sequence of the last message
+	// matching filter, or 0: a consistency token for the read model.
+	LastSequence(ctx context.Context, filter string) (uint64, error)
 }

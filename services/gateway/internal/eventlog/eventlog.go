@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -105,40 +106,166 @@ func (l *JetStream) Append(ctx context.Context, subject string, ev *dsyncv1.Even
 	return ack.Sequence, nil
 }
 
-// AppendClaimed publishes the claim and the event as one atomic batch: the
-// server checks both expected sequences and stores both or neither. The
-// claim's body is its owner's id. When the batch fails a sequence check it
-// reads the claim to tell a taken value (ErrUniqueness) from a moved
-// aggregate (ErrConflict).
+// HeaderClaim marks a claim message: "held" or "released". A released
+// value is free; the next claim appends after the release's sequence.
+const HeaderClaim = "Dsync-Claim"
+
+// AppendClaimed publishes the claim and the event as one atomic batch; see
+// AppendWithClaims.
 func (l *JetStream) AppendClaimed(ctx context.Context, claim domain.Claim, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error) {
-	claimMsg := nats.NewMsg(claim.Subject)
-	claimMsg.Data = []byte(claim.Owner)
-	claimMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-	evMsg, err := l.newMsg(ctx, subject, ev)
+	return l.AppendWithClaims(ctx, []domain.ClaimChange{{Claim: claim}}, subject, ev, expectedSeq)
+}
+
+// maxClaimAttempts bounds the re-reads of claims that moved (were released
+// or taken) between the read and the batch.
+const maxClaimAttempts = 4
+
+// AppendWithClaims publishes the claim changes and the event as one atomic
+// batch: the server checks every expected sequence and stores all messages
+// or none. A claim's body is its owner's id; a release has an empty body and
+// HeaderClaim "released". Taking a value is first tried as if the value had
+// never been claimed (no read, the common case); when the batch fails a
+// sequence check the claims are read to tell a taken value (ErrUniqueness)
+// from a released one (retry after the release) and from a moved aggregate
+// (ErrConflict).
+func (l *JetStream) AppendWithClaims(ctx context.Context, changes []domain.ClaimChange, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error) {
+	if len(changes) == 0 {
+		return l.Append(ctx, subject, ev, expectedSeq)
+	}
+	s, err := l.Stream(ctx)
 	if err != nil {
 		return 0, err
 	}
-	evMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectedSeq, 10))
+	// expect holds the expected last sequence of each claim subject; a
+	// subject missing from it is dropped from the batch (already ours, or
+	// a release of a value we do not hold).
+	expect := make(map[string]uint64, len(changes))
+	for _, c := range changes {
+		if !c.Release {
+			expect[c.Subject] = 0
+			continue
+		}
+		held, err := natsx.LastForSubject(ctx, s, c.Subject)
+		if err != nil {
+			return 0, fmt.Errorf("read claim %s: %w", c.Subject, err)
+		}
+		if held != nil && !released(held) && string(held.Data) == c.Owner {
+			expect[c.Subject] = held.Sequence
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		msgs := make([]*nats.Msg, 0, len(changes)+1)
+		for _, c := range changes {
+			seq, ok := expect[c.Subject]
+			if !ok {
+				continue
+			}
+			m := nats.NewMsg(c.Subject)
+			if c.Release {
+				m.Header.Set(HeaderClaim, "released")
+			} else {
+				m.Data = []byte(c.Owner)
+				m.Header.Set(HeaderClaim, "held")
+			}
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+			msgs = append(msgs, m)
+		}
+		evMsg, err := l.newMsg(ctx, subject, ev)
+		if err != nil {
+			return 0, err
+		}
+		if len(msgs) == 0 {
+			return l.Append(ctx, subject, ev, expectedSeq)
+		}
+		evMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectedSeq, 10))
+		ack, err := jetstreamext.PublishMsgBatch(ctx, l.js, append(msgs, evMsg))
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if !isWrongLastSequence(err) {
+			return 0, fmt.Errorf("append %s with claims: %w", subject, err)
+		}
+		moved := false
+		for _, c := range changes {
+			if c.Release {
+				continue
+			}
+			held, gerr := natsx.LastForSubject(ctx, s, c.Subject)
+			if gerr != nil {
+				return 0, fmt.Errorf("read claim %s after conflict: %w", c.Subject, gerr)
+			}
+			switch {
+			case held == nil:
+			case released(held):
+				if expect[c.Subject] != held.Sequence {
+					expect[c.Subject], moved = held.Sequence, true
+				}
+			case string(held.Data) == c.Owner:
+				if _, ok := expect[c.Subject]; ok {
+					delete(expect, c.Subject)
+					moved = true
+				}
+			default:
+				return 0, fmt.Errorf("claim %s: %w", c.Subject, domain.ErrUniqueness)
+			}
+		}
+		if !moved || attempt+1 >= maxClaimAttempts {
+			return 0, fmt.Errorf("append %s after seq %d: %w", subject, expectedSeq, domain.ErrConflict)
+		}
+	}
+}
 
-	ack, err := jetstreamext.PublishMsgBatch(ctx, l.js, []*nats.Msg{claimMsg, evMsg})
-	if err == nil {
-		return ack.Sequence, nil
+// released reports whether a claim message frees its value.
+func released(m *jetstream.RawStreamMsg) bool {
+	return m.Header.Get(HeaderClaim) == "released" || len(m.Data) == 0
+}
+
+// LastPerSubject returns the last event of each subject matching filter,
+// with an ordered consumer delivering the last message per subject. Claims
+// and malformed messages are skipped.
+func (l *JetStream) LastPerSubject(ctx context.Context, filter string) ([]domain.Entry, error) {
+	s, err := l.Stream(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if !isWrongLastSequence(err) {
-		return 0, fmt.Errorf("append %s with claim %s: %w", subject, claim.Subject, err)
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read last per subject of %s: %w", filter, err)
 	}
-	s, serr := l.Stream(ctx)
-	if serr != nil {
-		return 0, serr
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read last per subject of %s: %w", filter, err)
 	}
-	held, gerr := natsx.LastForSubject(ctx, s, claim.Subject)
-	if gerr != nil {
-		return 0, fmt.Errorf("read claim %s after conflict: %w", claim.Subject, gerr)
+	pending := info.NumPending
+	out := make([]domain.Entry, 0, pending)
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("read last per subject of %s: %w", filter, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("read last per subject of %s: %w", filter, err)
+			}
+			pending = md.NumPending
+			if ev, err := event.Decode(m.Data()); err == nil {
+				out = append(out, domain.Entry{Subject: m.Subject(), Seq: md.Sequence.Stream, Event: ev})
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, fmt.Errorf("read last per subject of %s: %w", filter, err)
+		}
+		if got == 0 {
+			return nil, fmt.Errorf("read last per subject of %s: no progress with %d pending: %w", filter, pending, context.DeadlineExceeded)
+		}
 	}
-	if held != nil && string(held.Data) != claim.Owner {
-		return 0, fmt.Errorf("claim %s: %w", claim.Subject, domain.ErrUniqueness)
-	}
-	return 0, fmt.Errorf("append %s after seq %d: %w", subject, expectedSeq, domain.ErrConflict)
+	return out, nil
 }
 
 func (l *JetStream) newMsg(ctx context.Context, subject string, ev *dsyncv1.Event) (*nats.Msg, error) {

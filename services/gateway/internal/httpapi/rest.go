@@ -305,40 +305,67 @@ func (s *server) getDirectory(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("group") != "" {
-		s.restFail(w, r, unprocessable("listing users by group is not supported yet; use directory"))
-		return
-	}
-	dir := q.Get("directory")
-	if dir == "" {
-		s.restFail(w, r, unprocessable("directory is required"))
-		return
-	}
-	if !event.ValidID(dir, event.PrefixDirectory) {
-		s.restFail(w, r, unprocessable("directory must be a directory id (directory_…)"))
-		return
-	}
-	info(r.Context()).directoryID = dir
+	dir, group := q.Get("directory"), q.Get("group")
 	page, err := parsePage(q)
 	if err != nil {
 		s.restFail(w, r, err)
 		return
 	}
-	token, err := s.Log.LastSequence(r.Context(), event.DirectoryEventsSubject(dir))
+	if err := checkCursors(page, event.PrefixUser); err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	var (
+		users []*dsyncv1.User
+		pi    *dsyncv1.PageInfo
+		token uint64
+	)
+	switch {
+	case dir != "" && group != "":
+		s.restFail(w, r, unprocessable("directory and group cannot both be set"))
+		return
+	case group != "":
+		if !event.ValidID(group, event.PrefixGroup) {
+			s.restFail(w, r, unprocessable("group must be a directory group id (directory_group_…)"))
+			return
+		}
+		if token, err = s.allDirectoriesToken(r); err != nil {
+			s.restFail(w, r, err)
+			return
+		}
+		resp, err := s.Directories.ListGroupMembers(r.Context(), &dsyncv1.ListGroupMembersRequest{GroupId: group, Page: page, MinSequence: token})
+		if err != nil {
+			s.restFail(w, r, err)
+			return
+		}
+		users, pi = resp.GetUsers(), resp.GetPageInfo()
+	case dir != "":
+		if !event.ValidID(dir, event.PrefixDirectory) {
+			s.restFail(w, r, unprocessable("directory must be a directory id (directory_…)"))
+			return
+		}
+		info(r.Context()).directoryID = dir
+		if token, err = s.directoryToken(r, dir); err != nil {
+			s.restFail(w, r, err)
+			return
+		}
+		resp, err := s.Directories.ListUsers(r.Context(), &dsyncv1.ListUsersRequest{DirectoryId: dir, Page: page, MinSequence: token})
+		if err != nil {
+			s.restFail(w, r, err)
+			return
+		}
+		users, pi = resp.GetUsers(), resp.GetPageInfo()
+	default:
+		s.restFail(w, r, unprocessable("directory or group is required"))
+		return
+	}
+	// The users were read at token already.
+	data, err := s.withGroups(r.Context(), users, 0)
 	if err != nil {
 		s.restFail(w, r, err)
 		return
 	}
-	resp, err := s.Directories.ListUsers(r.Context(), &dsyncv1.ListUsersRequest{DirectoryId: dir, Page: page, MinSequence: token})
-	if err != nil {
-		s.restFail(w, r, err)
-		return
-	}
-	data := make([]workos.DirectoryUser, 0, len(resp.GetUsers()))
-	for _, u := range resp.GetUsers() {
-		data = append(data, workos.NewDirectoryUser(u).WithGroups(nil))
-	}
-	writeJSON(w, http.StatusOK, newList(data, resp.GetPageInfo()))
+	writeJSON(w, http.StatusOK, newList(data, pi))
 }
 
 func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
@@ -349,7 +376,7 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 	// The user's directory is not known from its id, so the token covers
 	// every directory.
-	token, err := s.Log.LastSequence(r.Context(), event.SubjectAllDirectoryEvents)
+	token, err := s.allDirectoriesToken(r)
 	if err != nil {
 		s.restFail(w, r, err)
 		return
@@ -360,94 +387,10 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info(r.Context()).directoryID = resp.GetUser().GetDirectoryId()
-	writeJSON(w, http.StatusOK, workos.NewDirectoryUser(resp.GetUser()).WithGroups(nil))
-}
-
-// CreateEndpointRequest is the body of POST /webhook_endpoints.
-type CreateEndpointRequest struct {
-	URL    string   `json:"url"`
-	Events []string `json:"events"`
-}
-
-// validate checks what the gateway can check; the dispatcher decides which
-// hosts it may deliver to.
-func (req CreateEndpointRequest) validate() error {
-	u, err := url.Parse(req.URL)
-	if req.URL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return unprocessable("url must be an absolute http or https URL")
-	}
-	for _, e := range req.Events {
-		if !workos.IsEventName(e) {
-			return unprocessable("unknown event %q; events are: %s", e, strings.Join(workos.EventNames, ", "))
-		}
-	}
-	return nil
-}
-
-// webhookEndpoint is the REST form of an endpoint. Secret is only set in
-// the response that creates it.
-type webhookEndpoint struct {
-	Object    string   `json:"object"`
-	ID        string   `json:"id"`
-	URL       string   `json:"url"`
-	Events    []string `json:"events"`
-	State     string   `json:"state"`
-	Secret    string   `json:"secret,omitempty"`
-	CreatedAt string   `json:"created_at"`
-	UpdatedAt string   `json:"updated_at"`
-}
-
-func newWebhookEndpoint(e *dsyncv1.Endpoint, withSecret bool) webhookEndpoint {
-	events := e.GetEvents()
-	if events == nil {
-		events = []string{}
-	}
-	state := "enabled"
-	if e.GetState() == dsyncv1.EndpointState_ENDPOINT_STATE_DISABLED {
-		state = "disabled"
-	}
-	out := webhookEndpoint{
-		Object: "webhook_endpoint", ID: e.GetId(), URL: e.GetUrl(), Events: events, State: state,
-		CreatedAt: workos.FormatTime(e.GetCreatedAt().AsTime()), UpdatedAt: workos.FormatTime(e.GetUpdatedAt().AsTime()),
-	}
-	if withSecret {
-		out.Secret = e.GetSecret()
-	}
-	return out
-}
-
-func (s *server) createEndpoint(w http.ResponseWriter, r *http.Request) {
-	var req CreateEndpointRequest
-	if err := s.decodeBody(w, r, &req); err != nil {
-		s.restFail(w, r, err)
-		return
-	}
-	if err := req.validate(); err != nil {
-		s.restFail(w, r, err)
-		return
-	}
-	resp, err := s.Webhooks.CreateEndpoint(r.Context(), &dsyncv1.CreateEndpointRequest{Url: req.URL, Events: req.Events})
+	data, err := s.withGroups(r.Context(), []*dsyncv1.User{resp.GetUser()}, 0)
 	if err != nil {
 		s.restFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, newWebhookEndpoint(resp.GetEndpoint(), true))
-}
-
-func (s *server) listEndpoints(w http.ResponseWriter, r *http.Request) {
-	page, err := parsePage(r.URL.Query())
-	if err != nil {
-		s.restFail(w, r, err)
-		return
-	}
-	resp, err := s.Webhooks.ListEndpoints(r.Context(), &dsyncv1.ListEndpointsRequest{Page: page})
-	if err != nil {
-		s.restFail(w, r, err)
-		return
-	}
-	data := make([]webhookEndpoint, 0, len(resp.GetEndpoints()))
-	for _, e := range resp.GetEndpoints() {
-		data = append(data, newWebhookEndpoint(e, false))
-	}
-	writeJSON(w, http.StatusOK, newList(data, resp.GetPageInfo()))
+	writeJSON(w, http.StatusOK, data[0])
 }

@@ -1,13 +1,19 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/natsx"
@@ -15,6 +21,14 @@ import (
 )
 
 const scimContentType = "application/scim+json"
+
+// scimRequestTimeout bounds one SCIM request: past it the client gets 503
+// with Retry-After, never a hang.
+const scimRequestTimeout = 30 * time.Second
+
+// retryAfterSeconds is the Retry-After of a 503 (paused directory,
+// deadline, contention).
+const retryAfterSeconds = "30"
 
 // scimHandler handles one SCIM route for an authenticated directory. id is
 // the resource id segment, "" for collection routes.
@@ -29,30 +43,41 @@ type scimRoute struct {
 }
 
 func (s *server) scimRoutes() map[string]scimRoute {
-	notYet := s.scimNotImplemented
 	return map[string]scimRoute{
 		"users": {
-			collection: map[string]scimHandler{http.MethodPost: s.scimCreateUser, http.MethodGet: notYet},
+			collection: map[string]scimHandler{http.MethodPost: s.scimCreateUser, http.MethodGet: s.scimListUsers},
 			resource: map[string]scimHandler{
-				http.MethodGet: s.scimGetUser, http.MethodPut: notYet, http.MethodPatch: notYet, http.MethodDelete: notYet,
+				http.MethodGet: s.scimGetUser, http.MethodPut: s.scimReplaceUser, http.MethodPatch: s.scimPatchUser,
+				http.MethodDelete: s.scimDeleteUser, http.MethodPost: s.scimSearchUsers,
 			},
 		},
 		"groups": {
-			collection: map[string]scimHandler{http.MethodPost: notYet, http.MethodGet: notYet},
+			collection: map[string]scimHandler{http.MethodPost: s.scimCreateGroup, http.MethodGet: s.scimListGroups},
 			resource: map[string]scimHandler{
-				http.MethodGet: notYet, http.MethodPut: notYet, http.MethodPatch: notYet, http.MethodDelete: notYet,
+				http.MethodGet: s.scimGetGroup, http.MethodPut: s.scimReplaceGroup, http.MethodPatch: s.scimPatchGroup,
+				http.MethodDelete: s.scimDeleteGroup, http.MethodPost: s.scimSearchGroups,
 			},
 		},
-		"serviceproviderconfig": {collection: map[string]scimHandler{http.MethodGet: notYet}},
-		"resourcetypes":         {collection: map[string]scimHandler{http.MethodGet: notYet}, resource: map[string]scimHandler{http.MethodGet: notYet}},
-		"schemas":               {collection: map[string]scimHandler{http.MethodGet: notYet}, resource: map[string]scimHandler{http.MethodGet: notYet}},
+		"bulk":                  {collection: map[string]scimHandler{http.MethodPost: s.scimBulk}},
+		"serviceproviderconfig": {collection: map[string]scimHandler{http.MethodGet: s.scimServiceProviderConfig}},
+		"resourcetypes": {
+			collection: map[string]scimHandler{http.MethodGet: s.scimResourceTypes},
+			resource:   map[string]scimHandler{http.MethodGet: s.scimResourceType},
+		},
+		"schemas": {
+			collection: map[string]scimHandler{http.MethodGet: s.scimSchemas},
+			resource:   map[string]scimHandler{http.MethodGet: s.scimSchema},
+		},
 	}
 }
 
-// serveSCIM authenticates the directory, then routes. Authentication comes
-// first so that an unauthenticated caller learns nothing, not even which
-// paths exist.
+// serveSCIM authenticates the directory, applies its rate limit, then
+// routes. Authentication comes first so that an unauthenticated caller
+// learns nothing, not even which paths exist.
 func (s *server) serveSCIM(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), scimRequestTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
 	rest, ok := strings.CutPrefix(r.URL.Path, "/scim/v2/")
 	if !ok {
 		writeSCIMError(w, scim.NotFound(r.URL.Path))
@@ -67,7 +92,24 @@ func (s *server) serveSCIM(w http.ResponseWriter, r *http.Request) {
 		s.scimFail(w, r, err)
 		return
 	}
-	segs := strings.Split(strings.TrimSuffix(rest, "/"), "/")
+	if wait, ok := s.scimLimits.allow(dir); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(wait))
+		writeSCIMError(w, &scim.Error{Status: http.StatusTooManyRequests, Detail: "Rate limit exceeded for this directory; retry after " + strconv.Itoa(wait) + " s"})
+		return
+	}
+	call := scim.Call{
+		Directory:    dir,
+		RequestID:    info(r.Context()).id,
+		UserAgent:    r.UserAgent(),
+		TraceContext: natsx.TraceMap(r.Context()),
+	}
+	s.routeSCIM(w, r, call, rest)
+}
+
+// routeSCIM dispatches an authenticated request on its path below the
+// directory's base URL. Bulk operations come through here too.
+func (s *server) routeSCIM(w http.ResponseWriter, r *http.Request, call scim.Call, rest string) {
+	segs := strings.Split(strings.Trim(rest, "/"), "/")
 	route, ok := s.scimRouter[strings.ToLower(segs[0])]
 	var handlers map[string]scimHandler
 	id := ""
@@ -83,6 +125,9 @@ func (s *server) serveSCIM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h, ok := handlers[r.Method]
+	if ok && r.Method == http.MethodPost && id != "" && id != ".search" {
+		ok = false
+	}
 	if !ok {
 		methods := make([]string, 0, len(handlers))
 		for m := range handlers {
@@ -93,42 +138,12 @@ func (s *server) serveSCIM(w http.ResponseWriter, r *http.Request) {
 		writeSCIMError(w, &scim.Error{Status: http.StatusMethodNotAllowed, Detail: "Method " + r.Method + " is not allowed on " + r.URL.Path})
 		return
 	}
-	call := scim.Call{
-		Directory:    dir,
-		RequestID:    info(r.Context()).id,
-		UserAgent:    r.UserAgent(),
-		TraceContext: natsx.TraceMap(r.Context()),
-	}
 	h(w, r, call, id)
 }
 
-func (s *server) scimNotImplemented(w http.ResponseWriter, r *http.Request, _ scim.Call, _ string) {
-	writeSCIMError(w, &scim.Error{Status: http.StatusNotImplemented, Detail: r.Method + " " + r.URL.Path + " is not implemented yet"})
-}
-
-func (s *server) scimCreateUser(w http.ResponseWriter, r *http.Request, call scim.Call, _ string) {
-	body, ok := s.readSCIMBody(w, r)
-	if !ok {
-		return
-	}
-	u, err := s.SCIM.CreateUser(r.Context(), call, body)
-	if err != nil {
-		s.scimFail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", u.Meta.Location)
-	w.Header().Set("ETag", u.Meta.Version)
-	writeSCIM(w, http.StatusCreated, u)
-}
-
-func (s *server) scimGetUser(w http.ResponseWriter, r *http.Request, call scim.Call, id string) {
-	u, err := s.SCIM.GetUser(r.Context(), call, id)
-	if err != nil {
-		s.scimFail(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", u.Meta.Version)
-	writeSCIM(w, http.StatusOK, u)
+// base is the directory's SCIM base URL.
+func (s *server) scimBase(call scim.Call) string {
+	return s.PublicURL + "/scim/v2/" + call.Directory.GetId()
 }
 
 // readSCIMBody reads a JSON request body within the size limit, answering
@@ -144,7 +159,7 @@ func (s *server) readSCIMBody(w http.ResponseWriter, r *http.Request) ([]byte, b
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBodyBytes))
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			writeSCIMError(w, &scim.Error{Status: http.StatusRequestEntityTooLarge, Detail: "Request body exceeds the limit"})
+			writeSCIMError(w, &scim.Error{Status: http.StatusRequestEntityTooLarge, Detail: "Request body exceeds the limit of " + strconv.FormatInt(s.MaxBodyBytes, 10) + " bytes"})
 			return nil, false
 		}
 		writeSCIMError(w, scim.InvalidSyntax("Request body could not be read"))
@@ -153,14 +168,36 @@ func (s *server) readSCIMBody(w http.ResponseWriter, r *http.Request) ([]byte, b
 	return body, true
 }
 
-// scimFail answers err: a *scim.Error as itself, anything else as a logged 500.
+// scimFail answers err: a *scim.Error as itself, a deadline or an
+// unavailable read model as a retryable 503, an unimplemented read-model
+// call as 501, anything else as a logged 500.
 func (s *server) scimFail(w http.ResponseWriter, r *http.Request, err error) {
 	var se *scim.Error
 	if errors.As(err, &se) {
-		if se.Status == http.StatusUnauthorized {
+		switch se.Status {
+		case http.StatusUnauthorized:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="scim"`)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", retryAfterSeconds)
 		}
 		writeSCIMError(w, se)
+		return
+	}
+	// status.FromError finds a gRPC status anywhere in err's chain.
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unimplemented:
+			writeSCIMError(w, &scim.Error{Status: http.StatusNotImplemented, Detail: r.Method + " " + r.URL.Path + " is not available: the read model does not support it yet"})
+			return
+		case codes.FailedPrecondition, codes.Unavailable, codes.DeadlineExceeded:
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			writeSCIMError(w, &scim.Error{Status: http.StatusServiceUnavailable, Detail: "The directory's read model is catching up; retry later"})
+			return
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		writeSCIMError(w, &scim.Error{Status: http.StatusServiceUnavailable, Detail: "The request did not complete in time; retry later"})
 		return
 	}
 	s.Logger.ErrorContext(r.Context(), "scim request failed", "request_id", info(r.Context()).id, "error", err)
@@ -195,4 +232,43 @@ func bearerToken(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(token)
+}
+
+// precondition is the request's If-Match.
+func precondition(r *http.Request) scim.Precondition {
+	return scim.Precondition(strings.TrimSpace(r.Header.Get("If-Match")))
+}
+
+// writeResource answers a resource with its ETag, or 304 when a GET's
+// If-None-Match names its version.
+func writeResource(w http.ResponseWriter, r *http.Request, status int, version string, v any) {
+	if version != "" {
+		w.Header().Set("ETag", version)
+		if r.Method == http.MethodGet && scim.NoneMatch(r.Header.Get("If-None-Match"), version) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	writeSCIM(w, status, v)
+}
+
+// projected applies the request's attributes/excludedAttributes to v.
+func projected(r *http.Request, v any) (any, error) {
+	lq, err := scim.ParseListQuery(withoutFilter(r))
+	if err != nil {
+		return nil, err
+	}
+	return scim.Project(v, lq.Attributes, lq.Excluded)
+}
+
+// withoutFilter returns the query parameters that shape a single resource
+// (a filter on a resource GET is meaningless and not validated).
+func withoutFilter(r *http.Request) map[string][]string {
+	q := r.URL.Query()
+	for k := range q {
+		if !strings.EqualFold(k, "attributes") && !strings.EqualFold(k, "excludedAttributes") {
+			delete(q, k)
+		}
+	}
+	return q
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/dashboard"
 	"github.com/dsync-dev/dsync/services/gateway/internal/eventlog"
 	"github.com/dsync-dev/dsync/services/gateway/internal/registry"
 	"github.com/dsync-dev/dsync/services/gateway/internal/scim"
@@ -40,12 +41,16 @@ type Deps struct {
 	WebhookHealth   grpc_health_v1.HealthClient
 	Metrics         http.Handler
 	MaxBodyBytes    int64
+	// Dashboard, when set, is served under /dashboard/, and browsers that
+	// open / are sent there.
+	Dashboard http.Handler
 }
 
 type server struct {
 	Deps
 	apiKeySum  [sha256.Size]byte
 	scimRouter map[string]scimRoute
+	scimLimits *dirLimiters
 }
 
 // NewHandler returns the gateway's HTTP handler.
@@ -54,6 +59,7 @@ func NewHandler(d Deps) http.Handler {
 	// The key itself is not kept: only its hash is compared.
 	s.APIKey = ""
 	s.scimRouter = s.scimRoutes()
+	s.scimLimits = newDirLimiters()
 
 	mux := http.NewServeMux()
 	// SCIM routes itself, so that unknown paths and methods get SCIM errors.
@@ -71,11 +77,24 @@ func NewHandler(d Deps) http.Handler {
 	rest("POST /directories", s.createDirectory)
 	rest("GET /directories", s.listDirectories)
 	rest("GET /directories/{id}", s.getDirectory)
+	rest("DELETE /directories/{id}", s.deleteDirectory)
+	rest("POST /directories/{id}/token", s.rotateToken)
+	rest("POST /directories/{id}/pause", s.pauseDirectory)
+	rest("POST /directories/{id}/resume", s.resumeDirectory)
+	rest("PATCH /directories/{id}", s.updateDirectory)
 	rest("GET /directory_users", s.listUsers)
 	rest("GET /directory_users/{id}", s.getUser)
-	rest("POST /webhook_endpoints", s.createEndpoint)
-	rest("GET /webhook_endpoints", s.listEndpoints)
+	rest("GET /directory_groups", s.listGroups)
+	rest("GET /directory_groups/{id}", s.getGroup)
+	rest("GET /events", s.listEvents)
+	s.webhookRoutes(rest)
+	if d.Dashboard != nil {
+		mux.Handle("/dashboard/", d.Dashboard)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if d.Dashboard != nil && dashboard.RedirectRoot(w, r) {
+			return
+		}
 		writeRESTError(w, http.StatusNotFound, "not_found", "No route for "+r.Method+" "+r.URL.Path)
 	})
 

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dsync-dev/dsync/pkg/event"
@@ -195,4 +196,116 @@ func (r *Registry) newEvent(src Source, now time.Time, typ dsyncv1.EventType, di
 		Source:         &dsyncv1.Source{Api: "rest", RequestId: src.RequestID, UserAgent: src.UserAgent},
 		TraceContext:   src.TraceContext,
 	}
+}
+
+// ErrDirectoryNotFound means the directory is unknown or deleted.
+var ErrDirectoryNotFound = errors.New("directory not found")
+
+// DirectorySettings are the settings PATCH /directories/{id} may change;
+// nil fields are left as they are.
+type DirectorySettings struct {
+	// OnDeactivate is "keep_inactive" or "delete".
+	OnDeactivate *string
+	// RateLimitPerSecond caps SCIM requests; 0 restores the default.
+	RateLimitPerSecond *float64
+	Name               *string
+}
+
+// maxDirectoryAttempts bounds re-reads when a directory changes between
+// read and append.
+const maxDirectoryAttempts = 16
+
+// PauseDirectory makes the directory answer SCIM requests with 503 (IdPs
+// retry) until it is resumed: DIRECTORY_UPDATED with state INACTIVE.
+// Pausing a paused directory changes nothing.
+func (r *Registry) PauseDirectory(ctx context.Context, src Source, id string) (*dsyncv1.Directory, error) {
+	return r.updateDirectory(ctx, src, id, func(d *dsyncv1.Directory) error {
+		d.State = dsyncv1.DirectoryState_DIRECTORY_STATE_INACTIVE
+		return nil
+	})
+}
+
+// ResumeDirectory makes a paused directory accept SCIM requests again.
+func (r *Registry) ResumeDirectory(ctx context.Context, src Source, id string) (*dsyncv1.Directory, error) {
+	return r.updateDirectory(ctx, src, id, func(d *dsyncv1.Directory) error {
+		d.State = dsyncv1.DirectoryState_DIRECTORY_STATE_ACTIVE
+		return nil
+	})
+}
+
+// UpdateDirectorySettings changes a directory's settings.
+func (r *Registry) UpdateDirectorySettings(ctx context.Context, src Source, id string, set DirectorySettings) (*dsyncv1.Directory, error) {
+	var policy dsyncv1.DeactivatePolicy
+	if set.OnDeactivate != nil {
+		switch strings.ToLower(strings.TrimSpace(*set.OnDeactivate)) {
+		case "keep_inactive":
+			policy = dsyncv1.DeactivatePolicy_DEACTIVATE_POLICY_KEEP_INACTIVE
+		case "delete":
+			policy = dsyncv1.DeactivatePolicy_DEACTIVATE_POLICY_DELETE
+		default:
+			return nil, invalid("on_deactivate must be keep_inactive or delete")
+		}
+	}
+	if rl := set.RateLimitPerSecond; rl != nil && (*rl < 0 || *rl > 100000 || *rl != *rl) {
+		return nil, invalid("rate_limit_per_second must be from 0 (the default) to 100000")
+	}
+	var name string
+	if set.Name != nil {
+		var err error
+		if name, err = checkName(*set.Name); err != nil {
+			return nil, err
+		}
+	}
+	return r.updateDirectory(ctx, src, id, func(d *dsyncv1.Directory) error {
+		if set.OnDeactivate != nil {
+			d.OnDeactivate = policy
+		}
+		if set.RateLimitPerSecond != nil {
+			d.RateLimitPerSecond = *set.RateLimitPerSecond
+		}
+		if set.Name != nil {
+			d.Name = name
+		}
+		return nil
+	})
+}
+
+// updateDirectory reads the directory, applies change to a copy and appends
+// DIRECTORY_UPDATED when anything changed, re-reading on a concurrent change.
+func (r *Registry) updateDirectory(ctx context.Context, src Source, id string, change func(*dsyncv1.Directory) error) (*dsyncv1.Directory, error) {
+	if !event.ValidID(id, event.PrefixDirectory) {
+		return nil, fmt.Errorf("directory %s: %w", id, ErrDirectoryNotFound)
+	}
+	for range maxDirectoryAttempts {
+		ev, seq, err := r.log.Last(ctx, event.DirectorySubject(id))
+		if err != nil {
+			return nil, fmt.Errorf("read directory %s: %w", id, err)
+		}
+		cur := ev.GetDirectory()
+		if cur == nil || ev.GetType() == dsyncv1.EventType_EVENT_TYPE_DIRECTORY_DELETED ||
+			cur.GetState() == dsyncv1.DirectoryState_DIRECTORY_STATE_DELETING {
+			return nil, fmt.Errorf("directory %s: %w", id, ErrDirectoryNotFound)
+		}
+		next := proto.Clone(cur).(*dsyncv1.Directory)
+		if err := change(next); err != nil {
+			return nil, err
+		}
+		if proto.Equal(cur, next) {
+			return cur, nil
+		}
+		now := r.now()
+		next.UpdatedAt = timestamppb.New(now)
+		out := r.newEvent(src, now, dsyncv1.EventType_EVENT_TYPE_DIRECTORY_UPDATED, id, cur.GetOrganizationId())
+		out.Reason = dsyncv1.Reason_REASON_ADMIN
+		out.Payload = &dsyncv1.Event_Directory{Directory: next}
+		_, err = r.log.Append(ctx, event.DirectorySubject(id), out, seq)
+		if errors.Is(err, domain.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update directory %s: %w", id, err)
+		}
+		return next, nil
+	}
+	return nil, fmt.Errorf("update directory %s: %w", id, domain.ErrConflict)
 }

@@ -15,6 +15,13 @@ const (
 	SchemaError      = "urn:ietf:params:scim:api:messages:2.0:Error"
 	SchemaListResp   = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 	SchemaPatchOp    = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	SchemaGroup      = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	SchemaSearchReq  = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+	SchemaBulkReq    = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+	SchemaBulkResp   = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+	SchemaSPConfig   = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+	SchemaResType    = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+	SchemaSchema     = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 )
 
 // enterpriseKeys are the (lower-cased) keys under which clients send the
@@ -29,6 +36,7 @@ var enterpriseKeys = []string{
 // attribute name ("urn:…:core:2.0:User:userName").
 var corePrefixes = []string{
 	strings.ToLower(SchemaUser) + ":",
+	strings.ToLower(SchemaGroup) + ":",
 	"urn:scim:schemas:core:2.0:",
 	"urn:scim:schemas:core:1.0:",
 }

@@ -34,7 +34,7 @@ type Meta struct {
 	ResourceType string `json:"resourceType"`
 	Created      string `json:"created"`
 	LastModified string `json:"lastModified"`
-	Version      string `json:"version"`
+	Version      string `json:"version,omitempty"`
 	Location     string `json:"location"`
 }
 
@@ -82,9 +82,13 @@ func RenderUser(u *dsyncv1.User, seq uint64, location string) UserResource {
 			ResourceType: "User",
 			Created:      FormatTime(u.GetCreatedAt().AsTime()),
 			LastModified: FormatTime(u.GetUpdatedAt().AsTime()),
-			Version:      Version(seq),
 			Location:     location,
 		},
+	}
+	// A list rendered from the read model has no subject sequence (0):
+	// it then carries no version rather than a wrong one.
+	if seq > 0 {
+		r.Meta.Version = Version(seq)
 	}
 	if !name.empty() {
 		r.Name = &name

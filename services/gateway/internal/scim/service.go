@@ -89,10 +89,10 @@ func (s *Service) UserLocation(directoryID, userID string) string {
 // claimed in the same atomic append as the USER_CREATED event, so two
 // concurrent creates of one name (in any case) cannot both succeed; the
 // loser gets 409 uniqueness and nothing of it is stored.
-func (s *Service) CreateUser(ctx context.Context, call Call, body []byte) (UserResource, error) {
+func (s *Service) CreateUser(ctx context.Context, call Call, body []byte) (UserResult, error) {
 	in, err := ParseUser(body)
 	if err != nil {
-		return UserResource{}, err
+		return UserResult{}, err
 	}
 	dir := call.Directory
 	now := s.now()
@@ -102,36 +102,33 @@ func (s *Service) CreateUser(ctx context.Context, call Call, body []byte) (UserR
 		CreatedAt: now, UpdatedAt: now,
 	})
 	if err != nil {
-		return UserResource{}, err
+		return UserResult{}, err
 	}
 	ev := s.newEvent(call, now, dsyncv1.EventType_EVENT_TYPE_USER_CREATED)
 	ev.Payload = &dsyncv1.Event_User{User: user}
 	claim := domain.Claim{Subject: event.UserNameClaimSubject(dir.GetId(), in.UserName), Owner: id}
 	seq, err := s.log.AppendClaimed(ctx, claim, event.UserSubject(dir.GetId(), id), ev, 0)
 	if errors.Is(err, domain.ErrUniqueness) {
-		return UserResource{}, errorf(StatusConflict, TypeUniqueness, "User with userName %q already exists in this directory", in.UserName)
+		return UserResult{}, errorf(StatusConflict, TypeUniqueness, "User with userName %q already exists in this directory", in.UserName)
 	}
 	if err != nil {
-		return UserResource{}, fmt.Errorf("create user: %w", err)
+		return UserResult{}, fmt.Errorf("create user: %w", err)
 	}
-	return RenderUser(user, seq, s.UserLocation(dir.GetId(), id)), nil
+	res := UserResult{User: RenderUser(user, seq, s.UserLocation(dir.GetId(), id))}
+	// Okta may carry memberships in the body's groups; they follow the
+	// user's creation (a group must exist before it is joined).
+	res.IgnoredGroups, err = s.addUserToGroups(ctx, call, id, in.Groups)
+	return res, err
 }
 
 // GetUser returns a user read straight from its subject in the event log,
 // so a client sees its own writes at once. Unknown and deleted users are
 // NotFound.
 func (s *Service) GetUser(ctx context.Context, call Call, id string) (UserResource, error) {
-	if !event.ValidID(id, event.PrefixUser) {
-		return UserResource{}, NotFound(id)
-	}
 	dirID := call.Directory.GetId()
-	ev, seq, err := s.log.Last(ctx, event.UserSubject(dirID, id))
+	user, seq, err := s.currentUser(ctx, dirID, id)
 	if err != nil {
-		return UserResource{}, fmt.Errorf("read user %s: %w", id, err)
-	}
-	user := ev.GetUser()
-	if user == nil || ev.GetType() == dsyncv1.EventType_EVENT_TYPE_USER_DELETED {
-		return UserResource{}, NotFound(id)
+		return UserResource{}, err
 	}
 	return RenderUser(user, seq, s.UserLocation(dirID, id)), nil
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dsync-dev/dsync/pkg/event"
+	"github.com/dsync-dev/dsync/pkg/workos"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 )
 
@@ -64,6 +65,13 @@ func Apply(ctx context.Context, store Store, recs []Record) (Result, error) {
 			ev, err := event.Decode(rec.Data)
 			if err == nil {
 				err = applyEvent(ctx, tx, ev)
+			}
+			if err == nil {
+				// Kept in the same transaction as the rows, so the Events
+				// API holds exactly the events the read model reflects.
+				if _, public := workos.EventName(ev.GetType()); public {
+					err = tx.RecordEvent(ctx, rec.Seq, ev)
+				}
 			}
 			switch {
 			case err == nil:

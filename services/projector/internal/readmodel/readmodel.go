@@ -8,6 +8,7 @@ package readmodel
 import (
 	"context"
 	"errors"
+	"time"
 
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 )
@@ -33,10 +34,32 @@ type Store interface {
 	ListDirectories(ctx context.Context, f DirectoryFilter, r Range) ([]*dsyncv1.Directory, error)
 	GetUser(ctx context.Context, id string) (*dsyncv1.User, error)
 	ListUsers(ctx context.Context, directoryID string, r Range) ([]*dsyncv1.User, error)
-	GetGroup(ctx context.Context, id string) (*dsyncv1.Group, error)
-	ListGroups(ctx context.Context, directoryID string, r Range) ([]*dsyncv1.Group, error)
+	// GetGroup returns the group with its member count, which is kept in
+	// the group's row (never counted per read).
+	GetGroup(ctx context.Context, id string) (*dsyncv1.GroupWithCount, error)
+	ListGroups(ctx context.Context, directoryID string, r Range) ([]*dsyncv1.GroupWithCount, error)
+	// ListUserGroups lists the groups userID is a member of, by group id.
+	ListUserGroups(ctx context.Context, userID string, r Range) ([]*dsyncv1.GroupWithCount, error)
 	// ListGroupUsers lists the users that are members of groupID.
 	ListGroupUsers(ctx context.Context, groupID string, r Range) ([]*dsyncv1.User, error)
+	// GroupMemberIDs returns the user ids of groupID's members in id order.
+	GroupMemberIDs(ctx context.Context, groupID string) ([]string, error)
+	// FindUsers lists a directory's users whose key equals k, using an index.
+	FindUsers(ctx context.Context, directoryID string, k Key, r Range) ([]*dsyncv1.User, error)
+	// FindGroups lists a directory's groups whose key equals k, using an index.
+	FindGroups(ctx context.Context, directoryID string, k Key, r Range) ([]*dsyncv1.GroupWithCount, error)
+	// CountUsers and CountGroups count a directory's users and groups.
+	CountUsers(ctx context.Context, directoryID string) (int64, error)
+	CountGroups(ctx context.Context, directoryID string) (int64, error)
+
+	// ListEvents lists recorded public events in sequence order within r.
+	ListEvents(ctx context.Context, f EventFilter, r SeqRange) ([]EventRecord, error)
+	// EventSeq returns the stream sequence of the recorded event id, or
+	// ErrNotFound.
+	EventSeq(ctx context.Context, eventID string) (uint64, error)
+	// PruneEvents deletes recorded events that occurred before t and
+	// returns how many.
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 	// Skips lists the messages recorded with Tx.RecordSkip, oldest first.
 	Skips(ctx context.Context) ([]Skip, error)
 
@@ -69,6 +92,59 @@ type Tx interface {
 	// AddMember records the edge; adding an existing edge is a no-op.
 	AddMember(ctx context.Context, directoryID, groupID, userID string) error
 	RemoveMember(ctx context.Context, groupID, userID string) error
+	// RecordEvent keeps a public event for the Events API under its stream
+	// sequence. A sequence or event id recorded already is left as it is
+	// (a replay, or a duplicate publish outside the dedup window): it must
+	// never stall the projection.
+	RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) error
+}
+
+// KeyField names an indexed column FindUsers and FindGroups look up by.
+type KeyField int
+
+// Key fields. Values of the case-insensitive ones (user name, email, group
+// name) are compared case-folded.
+const (
+	KeyID KeyField = iota + 1
+	KeyIdpID
+	KeyUserName
+	KeyEmail
+	// KeyGroupName is a group's name (SCIM displayName).
+	KeyGroupName
+	// KeyMember selects the groups that have the user id Value as a member.
+	KeyMember
+)
+
+// Key is one equality lookup.
+type Key struct {
+	Field KeyField
+	Value string
+}
+
+// EventFilter narrows ListEvents; zero fields do not narrow.
+type EventFilter struct {
+	// Types are WorkOS event names (dsync.user.created, …).
+	Types          []string
+	DirectoryID    string
+	OrganizationID string
+	// OccurredFrom (inclusive) and OccurredTo (exclusive) bound occurred_at.
+	OccurredFrom time.Time
+	OccurredTo   time.Time
+}
+
+// SeqRange is one keyset scan over stream sequences.
+type SeqRange struct {
+	// After and Before are exclusive bounds; 0 means unbounded.
+	After  uint64
+	Before uint64
+	Desc   bool
+	Limit  int
+}
+
+// EventRecord is a recorded event and its stream sequence.
+type EventRecord struct {
+	Seq   uint64
+	Event *dsyncv1.Event
 }
 
 // Range is one keyset scan over ids. Ids are a prefix and a ULID, so byte
@@ -81,6 +157,9 @@ type Range struct {
 	Desc bool
 	// Limit is the maximum number of rows; it is always positive.
 	Limit int
+	// Offset skips that many rows first. Only SCIM's index-based pages use
+	// it; cursor-based lists page by keyset.
+	Offset int
 }
 
 // DirectoryFilter narrows ListDirectories.

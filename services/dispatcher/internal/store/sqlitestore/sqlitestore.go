@@ -68,13 +68,57 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 type scanner interface{ Scan(dest ...any) error }
 
-const endpointCols = `id, url, events, state, secret, created_at, updated_at`
+const endpointCols = `id, url, events, state, secret, created_at, updated_at, description, retry_schedule,
+	ordering, disabled_reason, disabled_seq, previous_secret, previous_secret_expires_at, failing_since`
+
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return micros(t)
+}
+
+func fromNullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicros(v.Int64)
+}
+
+func encodeSchedule(d []time.Duration) (string, error) {
+	us := make([]int64, 0, len(d))
+	for _, x := range d {
+		us = append(us, x.Microseconds())
+	}
+	b, err := json.Marshal(us)
+	if err != nil {
+		return "", fmt.Errorf("encode retry schedule: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeSchedule(s string) ([]time.Duration, error) {
+	var us []int64
+	if err := json.Unmarshal([]byte(s), &us); err != nil {
+		return nil, fmt.Errorf("decode retry schedule: %w", err)
+	}
+	if len(us) == 0 {
+		return nil, nil
+	}
+	out := make([]time.Duration, 0, len(us))
+	for _, x := range us {
+		out = append(out, time.Duration(x)*time.Microsecond)
+	}
+	return out, nil
+}
 
 func scanEndpoint(row scanner) (delivery.Endpoint, error) {
 	var e delivery.Endpoint
-	var events, state string
-	var created, updated int64
-	if err := row.Scan(&e.ID, &e.URL, &events, &state, &e.Secret, &created, &updated); err != nil {
+	var events, state, schedule, ordering string
+	var created, updated, disabledSeq int64
+	var prevExpires, failing sql.NullInt64
+	if err := row.Scan(&e.ID, &e.URL, &events, &state, &e.Secret, &created, &updated, &e.Description, &schedule,
+		&ordering, &e.DisabledReason, &disabledSeq, &e.PreviousSecret, &prevExpires, &failing); err != nil {
 		return delivery.Endpoint{}, err
 	}
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
@@ -83,27 +127,93 @@ func scanEndpoint(row scanner) (delivery.Endpoint, error) {
 	if len(e.Events) == 0 {
 		e.Events = nil
 	}
+	var err error
+	if e.RetrySchedule, err = decodeSchedule(schedule); err != nil {
+		return delivery.Endpoint{}, fmt.Errorf("endpoint %s: %w", e.ID, err)
+	}
 	e.State = delivery.EndpointState(state)
+	e.Ordering = delivery.Ordering(ordering)
+	e.DisabledSeq = uint64(disabledSeq) //nolint:gosec // a stream sequence
+	e.PreviousSecretExpiresAt, e.FailingSince = fromNullMicros(prevExpires), fromNullMicros(failing)
 	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return e, nil
 }
 
-// CreateEndpoint implements delivery.Store.
-func (s *Store) CreateEndpoint(ctx context.Context, e delivery.Endpoint) error {
+// endpointArgs are e's values in endpointCols order.
+func endpointArgs(e delivery.Endpoint) ([]any, error) {
 	events := e.Events
 	if events == nil {
 		events = []string{}
 	}
 	b, err := json.Marshal(events)
 	if err != nil {
-		return fmt.Errorf("encode events: %w", err)
+		return nil, fmt.Errorf("encode events: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.URL, string(b), string(e.State), e.Secret, micros(e.CreatedAt), micros(e.UpdatedAt))
+	schedule, err := encodeSchedule(e.RetrySchedule)
+	if err != nil {
+		return nil, err
+	}
+	ordering := e.Ordering
+	if ordering == "" {
+		ordering = delivery.OrderResource
+	}
+	return []any{e.ID, e.URL, string(b), string(e.State), e.Secret, micros(e.CreatedAt), micros(e.UpdatedAt),
+		e.Description, schedule, string(ordering), e.DisabledReason, int64(e.DisabledSeq), //nolint:gosec // a stream sequence
+		e.PreviousSecret, nullMicros(e.PreviousSecretExpiresAt), nullMicros(e.FailingSince)}, nil
+}
+
+// CreateEndpoint implements delivery.Store.
+func (s *Store) CreateEndpoint(ctx context.Context, e delivery.Endpoint) error {
+	args, err := endpointArgs(e)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err != nil {
 		return fmt.Errorf("insert endpoint %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// UpdateEndpoint implements delivery.Store.
+func (s *Store) UpdateEndpoint(ctx context.Context, e delivery.Endpoint) error {
+	args, err := endpointArgs(e)
+	if err != nil {
+		return err
+	}
+	// args: 1 id, 2 url, 3 events, 5 secret, 7 updated_at, 8 description,
+	// 9 retry_schedule, 10 ordering, 13 previous_secret, 14 its expiry.
+	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET url = ?2, events = ?3, secret = ?5, updated_at = ?7,
+		description = ?8, retry_schedule = ?9, ordering = ?10, previous_secret = ?13, previous_secret_expires_at = ?14
+		WHERE id = ?1`, args[:14]...)
+	if err != nil {
+		return fmt.Errorf("update endpoint %s: %w", e.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("endpoint %s: %w", e.ID, delivery.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteEndpoint implements delivery.Store.
+func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// Foreign keys may be off in SQLite; delete the children explicitly.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE endpoint_id = ?)`, id); err != nil {
+			return fmt.Errorf("delete attempts of %s: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE endpoint_id = ?`, id); err != nil {
+			return fmt.Errorf("delete deliveries of %s: %w", id, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("delete endpoint %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("endpoint %s: %w", id, delivery.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 // GetEndpoint implements delivery.Store.
@@ -153,15 +263,32 @@ func (s *Store) endpoints(ctx context.Context, query string, args ...any) ([]del
 }
 
 // SetEndpointState implements delivery.Store.
-func (s *Store) SetEndpointState(ctx context.Context, id string, state delivery.EndpointState, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET state = ?, updated_at = ? WHERE id = ?`, string(state), micros(at), id)
-	if err != nil {
-		return fmt.Errorf("update endpoint %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("endpoint %s: %w", id, delivery.ErrNotFound)
-	}
-	return nil
+func (s *Store) SetEndpointState(ctx context.Context, id string, state delivery.EndpointState, reason string, at time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if state == delivery.EndpointEnabled {
+			res, err = tx.ExecContext(ctx, `UPDATE endpoints SET state = ?, disabled_reason = '', disabled_seq = 0,
+				failing_since = NULL, updated_at = ? WHERE id = ?`, string(state), micros(at), id)
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE endpoints SET state = ?, disabled_reason = ?,
+				disabled_seq = (SELECT coalesce(max(seq), 0) FROM events), updated_at = ? WHERE id = ?`,
+				string(state), reason, micros(at), id)
+		}
+		if err != nil {
+			return fmt.Errorf("update endpoint %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("endpoint %s: %w", id, delivery.ErrNotFound)
+		}
+		if state == delivery.EndpointEnabled {
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ?, round_start = attempts, updated_at = ?
+				WHERE endpoint_id = ? AND state = 'pending'`, micros(at), micros(at), id); err != nil {
+				return fmt.Errorf("resume deliveries of %s: %w", id, err)
+			}
+		}
+		return nil
+	})
 }
 
 // inTx runs fn in one BEGIN IMMEDIATE transaction.
@@ -188,27 +315,14 @@ func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.D
 		if body == nil {
 			body = []byte{}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, name, subject, seq, body, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, micros(ev.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, micros(ev.CreatedAt), ev.TraceParent); err != nil { //nolint:gosec // a stream sequence
 			return fmt.Errorf("insert event: %w", err)
 		}
-		for _, d := range ds {
-			res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
-				next_attempt_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
-				d.ID, d.EndpointID, d.EventID, d.EventName, d.Subject, int64(d.Seq), string(d.State),
-				micros(d.NextAttemptAt), micros(d.CreatedAt), micros(d.UpdatedAt))
-			if err != nil {
-				return fmt.Errorf("insert delivery %s: %w", d.ID, err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("insert delivery %s: %w", d.ID, err)
-			}
-			inserted += int(n)
-		}
-		return nil
+		n, err := insertDeliveries(ctx, tx, ds, false, time.Time{})
+		inserted = n
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("add event %s: %w", ev.ID, err)
@@ -216,19 +330,136 @@ func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.D
 	return inserted, nil
 }
 
+// insertDeliveries inserts ds; an existing (endpoint, event) is skipped, or
+// with reset made pending and due at at in a fresh retry round.
+func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []delivery.Delivery, reset bool, at time.Time) (int, error) {
+	conflict := `DO NOTHING`
+	if reset {
+		conflict = `DO UPDATE SET state = 'pending', next_attempt_at = ?12, round_start = deliveries.attempts, updated_at = ?12`
+	}
+	inserted := 0
+	for _, d := range ds {
+		args := []any{d.ID, d.EndpointID, d.EventID, d.EventName, d.Subject, int64(d.Seq), string(d.State), //nolint:gosec // a stream sequence
+			micros(d.NextAttemptAt), micros(d.CreatedAt), micros(d.UpdatedAt), d.DirectoryID}
+		if reset {
+			args = append(args, micros(at))
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
+			next_attempt_at, created_at, updated_at, directory_id)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (endpoint_id, event_id) `+conflict, args...)
+		if err != nil {
+			return 0, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		}
+		inserted += int(n)
+	}
+	return inserted, nil
+}
+
+// ScheduleDeliveries implements delivery.Store.
+func (s *Store) ScheduleDeliveries(ctx context.Context, ds []delivery.Delivery, reset bool, at time.Time) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = insertDeliveries(ctx, tx, ds, reset, at)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("schedule deliveries: %w", err)
+	}
+	return n, nil
+}
+
+// Events implements delivery.Store.
+func (s *Store) Events(ctx context.Context, q delivery.EventQuery) ([]delivery.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, subject, seq, created_at, traceparent FROM events
+		WHERE seq > ? AND created_at >= ? ORDER BY seq, id LIMIT ?`,
+		int64(q.AfterSeq), micros(q.Since), q.Limit) //nolint:gosec // a stream sequence
+	if err != nil {
+		return nil, fmt.Errorf("select events: %w", err)
+	}
+	defer rows.Close()
+	var out []delivery.Event
+	for rows.Next() {
+		var ev delivery.Event
+		var seq, created int64
+		if err := rows.Scan(&ev.ID, &ev.Name, &ev.Subject, &seq, &created, &ev.TraceParent); err != nil {
+			return nil, fmt.Errorf("select events: %w", err)
+		}
+		ev.Seq, ev.CreatedAt = uint64(seq), fromMicros(created) //nolint:gosec // a stream sequence
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select events: %w", err)
+	}
+	return out, nil
+}
+
+// EventSeq implements delivery.Store.
+func (s *Store) EventSeq(ctx context.Context, id string) (uint64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq FROM events WHERE id = ?`, id).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("event %s: %w", id, delivery.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("select event %s: %w", id, err)
+	}
+	return uint64(seq), nil //nolint:gosec // a stream sequence
+}
+
+// RecoverFailed implements delivery.Store.
+func (s *Store) RecoverFailed(ctx context.Context, endpointID string, since, at time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, round_start = attempts,
+		updated_at = ?1 WHERE endpoint_id = ?2 AND state = 'failed' AND created_at >= ?3`, micros(at), endpointID, micros(since))
+	if err != nil {
+		return 0, fmt.Errorf("recover deliveries of %s: %w", endpointID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("recover deliveries of %s: %w", endpointID, err)
+	}
+	return int(n), nil
+}
+
+// Backlog implements delivery.Store.
+func (s *Store) Backlog(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT endpoint_id, count(*) FROM deliveries WHERE state = 'pending' GROUP BY endpoint_id`)
+	if err != nil {
+		return nil, fmt.Errorf("select backlog: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("select backlog: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select backlog: %w", err)
+	}
+	return out, nil
+}
+
 const deliveryCols = `d.id, d.endpoint_id, d.event_id, d.event_name, d.subject, d.seq, d.state, d.attempts,
-	d.last_status_code, d.last_error, d.next_attempt_at, d.created_at, d.updated_at`
+	d.last_status_code, d.last_error, d.next_attempt_at, d.created_at, d.updated_at, d.directory_id, d.round_start`
 
 func scanDelivery(row scanner, extra ...any) (delivery.Delivery, error) {
 	var d delivery.Delivery
 	var seq, next, created, updated int64
 	var state string
 	dest := append([]any{&d.ID, &d.EndpointID, &d.EventID, &d.EventName, &d.Subject, &seq, &state, &d.Attempts,
-		&d.LastStatusCode, &d.LastError, &next, &created, &updated}, extra...)
+		&d.LastStatusCode, &d.LastError, &next, &created, &updated, &d.DirectoryID, &d.RoundStart}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return delivery.Delivery{}, err
 	}
-	d.Seq = uint64(seq)
+	d.Seq = uint64(seq) //nolint:gosec // a stream sequence
 	d.State = delivery.DeliveryState(state)
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
 	return d, nil
@@ -242,22 +473,45 @@ WITH busy AS (
     SELECT endpoint_id, count(*) AS n FROM deliveries
     WHERE state = 'pending' AND claimed_until > ?1
     GROUP BY endpoint_id
+), open AS (
+    -- Endpoints with a free slot. A saturated endpoint (say, one whose
+    -- requests all hang) is left out before any of its backlog is looked
+    -- at, so its backlog does not slow claims for everyone else.
+    SELECT e.id, e.ordering, ?3 - coalesce(b.n, 0) AS free
+    FROM endpoints e LEFT JOIN busy b ON b.endpoint_id = e.id
+    WHERE e.state = 'enabled' AND coalesce(b.n, 0) < ?3
 ), cand AS (
-    SELECT d.id, d.next_attempt_at, d.seq,
-        row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.seq, d.id) + coalesce(b.n, 0) AS slot
-    FROM deliveries d
-    JOIN endpoints e ON e.id = d.endpoint_id AND e.state = 'enabled'
-    LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
-    WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
-      AND (d.claimed_until IS NULL OR d.claimed_until <= ?1)
-      AND NOT EXISTS (
-          SELECT 1 FROM deliveries p
-          WHERE p.endpoint_id = d.endpoint_id AND p.subject = d.subject
-            AND p.state = 'pending' AND p.seq < d.seq)
+    -- Per open endpoint, only its first few due deliveries are looked at
+    -- (index deliveries_endpoint_due, stopping at the LIMIT), so a claim
+    -- costs the same whatever the backlog.
+    SELECT d.id, d.endpoint_id, d.next_attempt_at, d.seq, o.free
+    -- CROSS JOIN makes SQLite drive the scan from the open endpoints.
+    FROM open o
+    CROSS JOIN deliveries d
+    WHERE d.id IN (
+        SELECT x.id FROM deliveries x
+        WHERE x.endpoint_id = o.id AND x.state = 'pending' AND x.next_attempt_at <= ?1
+          AND (x.claimed_until IS NULL OR x.claimed_until <= ?1)
+          AND NOT EXISTS (
+              SELECT 1 FROM deliveries p
+              WHERE p.endpoint_id = x.endpoint_id AND p.subject = x.subject
+                AND p.state = 'pending' AND p.seq < x.seq)
+          AND (o.ordering <> 'directory' OR NOT EXISTS (
+              SELECT 1 FROM deliveries p
+              WHERE p.endpoint_id = x.endpoint_id AND p.directory_id = x.directory_id
+                AND p.state = 'pending' AND p.seq < x.seq))
+        ORDER BY x.next_attempt_at, x.seq, x.id
+        LIMIT ?3)
+), ranked AS (
+    SELECT id, next_attempt_at, seq, free,
+        row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq, id) AS slot
+    FROM cand
 ), picked AS (
-    SELECT id FROM cand WHERE slot <= ?3 ORDER BY next_attempt_at, seq, id LIMIT ?2
+    SELECT id FROM ranked WHERE slot <= free ORDER BY next_attempt_at, seq, id LIMIT ?2
 )
-SELECT ` + deliveryCols + `, e.url, e.secret, ev.body
+SELECT ` + deliveryCols + `, e.url, e.secret,
+    CASE WHEN e.previous_secret_expires_at > ?1 THEN e.previous_secret ELSE '' END,
+    e.retry_schedule, e.failing_since, ev.body, ev.traceparent
 FROM picked
 JOIN deliveries d ON d.id = picked.id
 JOIN endpoints e ON e.id = d.endpoint_id
@@ -274,12 +528,17 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, 
 		}
 		for rows.Next() {
 			var c delivery.Claim
-			d, err := scanDelivery(rows, &c.URL, &c.Secret, &c.Body)
+			var schedule string
+			var failing sql.NullInt64
+			d, err := scanDelivery(rows, &c.URL, &c.Secret, &c.PreviousSecret, &schedule, &failing, &c.Body, &c.TraceParent)
+			if err == nil {
+				c.Schedule, err = decodeSchedule(schedule)
+			}
 			if err != nil {
 				_ = rows.Close()
 				return fmt.Errorf("select due: %w", err)
 			}
-			c.Delivery = d
+			c.Delivery, c.FailingSince = d, fromNullMicros(failing)
 			claims = append(claims, c)
 		}
 		if err := rows.Close(); err != nil {
@@ -330,9 +589,21 @@ func (s *Store) FinishAttempt(ctx context.Context, a delivery.Attempt, o deliver
 			a.DeliveryID, a.Number, micros(a.StartedAt), a.StatusCode, a.Error, a.Latency.Microseconds(), a.ResponseBody); err != nil {
 			return fmt.Errorf("insert attempt: %w", err)
 		}
+		// Only a change of health writes the endpoint row, so the common
+		// case (healthy stays healthy) adds no contention on it.
+		if o.State == delivery.DeliverySucceeded {
+			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, endpointID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`,
+				micros(a.StartedAt), endpointID)
+		}
+		if err != nil {
+			return fmt.Errorf("update endpoint health: %w", err)
+		}
 		if o.DisableEndpoint {
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET state = 'disabled', updated_at = ? WHERE id = ?`,
-				now, endpointID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET state = 'disabled', disabled_reason = ?,
+				disabled_seq = (SELECT coalesce(max(seq), 0) FROM events), updated_at = ? WHERE id = ? AND state = 'enabled'`,
+				o.DisableReason, now, endpointID); err != nil {
 				return fmt.Errorf("disable endpoint: %w", err)
 			}
 		}
@@ -357,12 +628,21 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (delivery.Delivery, 
 }
 
 // ListDeliveries implements delivery.Store.
-func (s *Store) ListDeliveries(ctx context.Context, endpointID string, q delivery.ListQuery) ([]delivery.Delivery, error) {
-	query := `SELECT ` + deliveryCols + ` FROM deliveries d WHERE d.endpoint_id = ?1 AND (?2 = '' OR d.id > ?2) ORDER BY d.id LIMIT ?3`
+func (s *Store) ListDeliveries(ctx context.Context, endpointID string, f delivery.DeliveryFilter, q delivery.ListQuery) ([]delivery.Delivery, error) {
+	where := `d.endpoint_id = ?1 AND (?4 = '' OR d.state = ?4) AND (?5 = '' OR d.event_name = ?5)
+		AND (?6 = 0 OR d.created_at >= ?6) AND (?7 = 0 OR d.created_at < ?7)`
+	query := `SELECT ` + deliveryCols + ` FROM deliveries d WHERE ` + where + ` AND (?2 = '' OR d.id > ?2) ORDER BY d.id LIMIT ?3`
 	if q.Desc {
-		query = `SELECT ` + deliveryCols + ` FROM deliveries d WHERE d.endpoint_id = ?1 AND (?2 = '' OR d.id < ?2) ORDER BY d.id DESC LIMIT ?3`
+		query = `SELECT ` + deliveryCols + ` FROM deliveries d WHERE ` + where + ` AND (?2 = '' OR d.id < ?2) ORDER BY d.id DESC LIMIT ?3`
 	}
-	rows, err := s.db.QueryContext(ctx, query, endpointID, q.Cursor, q.Limit)
+	var after, before int64
+	if !f.CreatedAfter.IsZero() {
+		after = micros(f.CreatedAfter)
+	}
+	if !f.CreatedBefore.IsZero() {
+		before = micros(f.CreatedBefore)
+	}
+	rows, err := s.db.QueryContext(ctx, query, endpointID, q.Cursor, q.Limit, string(f.State), f.EventName, after, before)
 	if err != nil {
 		return nil, fmt.Errorf("select deliveries: %w", err)
 	}

@@ -25,6 +25,11 @@ func Run(t *testing.T, open func(t *testing.T) delivery.Store) {
 	t.Run("ClaimSubjectOrder", func(t *testing.T) { testClaimOrder(t, open(t)) })
 	t.Run("FinishAttempt", func(t *testing.T) { testFinishAttempt(t, open(t)) })
 	t.Run("ListDeliveries", func(t *testing.T) { testListDeliveries(t, open(t)) })
+	t.Run("UpdateEndpoint", func(t *testing.T) { testUpdateEndpoint(t, open(t)) })
+	t.Run("EndpointStateAndHealth", func(t *testing.T) { testEndpointState(t, open(t)) })
+	t.Run("ClaimDirectoryOrder", func(t *testing.T) { testClaimDirectoryOrder(t, open(t)) })
+	t.Run("ScheduleAndRecover", func(t *testing.T) { testScheduleAndRecover(t, open(t)) })
+	t.Run("ListDeliveriesFilter", func(t *testing.T) { testListDeliveriesFilter(t, open(t)) })
 }
 
 // base is a fixed instant at microsecond precision (what both stores keep).
@@ -48,6 +53,7 @@ func (f *fixture) endpoint(events ...string) delivery.Endpoint {
 		Events:    events,
 		State:     delivery.EndpointEnabled,
 		Secret:    "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		Ordering:  delivery.OrderResource,
 		CreatedAt: base,
 		UpdatedAt: base,
 	}
@@ -71,7 +77,7 @@ func (f *fixture) event(subject string, seq uint64, due time.Time, endpoints ...
 	for _, e := range endpoints {
 		ds = append(ds, delivery.Delivery{
 			ID: f.ids.New(event.PrefixDelivery), EndpointID: e.ID, EventID: ev.ID, EventName: ev.Name,
-			Subject: subject, Seq: seq, State: delivery.DeliveryPending,
+			Subject: subject, DirectoryID: event.DirectoryIDFromSubject(subject), Seq: seq, State: delivery.DeliveryPending,
 			NextAttemptAt: due, CreatedAt: base, UpdatedAt: base,
 		})
 	}
@@ -121,8 +127,8 @@ func testEndpoints(t *testing.T, s delivery.Store) {
 	require.Equal(t, []delivery.Endpoint{a}, list)
 
 	later := base.Add(time.Hour)
-	require.NoError(t, s.SetEndpointState(ctx, b.ID, delivery.EndpointDisabled, later))
-	require.ErrorIs(t, s.SetEndpointState(ctx, f.ids.New(event.PrefixEndpoint), delivery.EndpointDisabled, later), delivery.ErrNotFound)
+	require.NoError(t, s.SetEndpointState(ctx, b.ID, delivery.EndpointDisabled, "test", later))
+	require.ErrorIs(t, s.SetEndpointState(ctx, f.ids.New(event.PrefixEndpoint), delivery.EndpointDisabled, "test", later), delivery.ErrNotFound)
 	got, err = s.GetEndpoint(ctx, b.ID)
 	require.NoError(t, err)
 	require.Equal(t, delivery.EndpointDisabled, got.State)
@@ -159,7 +165,7 @@ func testAddEvent(t *testing.T, s delivery.Store) {
 	require.Equal(t, 1, n)
 
 	for _, e := range []delivery.Endpoint{e1, e2, e3} {
-		list, err := s.ListDeliveries(ctx, e.ID, delivery.ListQuery{Limit: 10})
+		list, err := s.ListDeliveries(ctx, e.ID, delivery.DeliveryFilter{}, delivery.ListQuery{Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, list, 1)
 	}
@@ -189,7 +195,7 @@ func testClaimDue(t *testing.T, s delivery.Store) {
 	// An endpoint that was disabled keeps its deliveries pending but idle.
 	e3 := f.endpoint()
 	f.event("dsync.ev.d.user.d", 4, now.Add(-time.Hour), e3)
-	require.NoError(t, s.SetEndpointState(ctx, e3.ID, delivery.EndpointDisabled, now))
+	require.NoError(t, s.SetEndpointState(ctx, e3.ID, delivery.EndpointDisabled, "test", now))
 
 	claims, err := s.ClaimDue(ctx, now, now.Add(time.Minute), 1, 10)
 	require.NoError(t, err)
@@ -368,7 +374,7 @@ func testListDeliveries(t *testing.T, s delivery.Store) {
 	}
 	list := func(q delivery.ListQuery) []string {
 		t.Helper()
-		ds, err := s.ListDeliveries(ctx, e.ID, q)
+		ds, err := s.ListDeliveries(ctx, e.ID, delivery.DeliveryFilter{}, q)
 		require.NoError(t, err)
 		out := []string{}
 		for _, d := range ds {
@@ -385,7 +391,7 @@ func testListDeliveries(t *testing.T, s delivery.Store) {
 
 	// Through the domain's paginator: newest first, walk forward then back.
 	fetch := func(ctx context.Context, q delivery.ListQuery) ([]delivery.Delivery, error) {
-		return s.ListDeliveries(ctx, e.ID, q)
+		return s.ListDeliveries(ctx, e.ID, delivery.DeliveryFilter{}, q)
 	}
 	id := func(d delivery.Delivery) string { return d.ID }
 	pageIDs := func(ds []delivery.Delivery) []string {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dsync-dev/dsync/pkg/sqlitex"
+	"github.com/dsync-dev/dsync/pkg/workos"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/projector/internal/readmodel"
 )
@@ -147,13 +148,27 @@ func (s *Store) ListUsers(ctx context.Context, directoryID string, r readmodel.R
 }
 
 // GetGroup implements readmodel.Store.
-func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.Group, error) {
-	return get(ctx, s.db, &dsyncv1.Group{}, `SELECT data FROM groups WHERE id = ?`, id)
+func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.GroupWithCount, error) {
+	gs, err := listGroups(ctx, s.db, `SELECT g.data, g.member_count FROM groups g WHERE g.id = ?`, "g.id", []any{id}, readmodel.Range{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", id, err)
+	}
+	if len(gs) == 0 {
+		return nil, fmt.Errorf("get %s: %w", id, readmodel.ErrNotFound)
+	}
+	return gs[0], nil
 }
 
 // ListGroups implements readmodel.Store.
-func (s *Store) ListGroups(ctx context.Context, directoryID string, r readmodel.Range) ([]*dsyncv1.Group, error) {
-	return list(ctx, s.db, newGroup, `SELECT data FROM groups WHERE directory_id = ?`, "id", []any{directoryID}, r)
+func (s *Store) ListGroups(ctx context.Context, directoryID string, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
+	return listGroups(ctx, s.db, `SELECT g.data, g.member_count FROM groups g WHERE g.directory_id = ?`, "g.id", []any{directoryID}, r)
+}
+
+// ListUserGroups implements readmodel.Store.
+func (s *Store) ListUserGroups(ctx context.Context, userID string, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
+	return listGroups(ctx, s.db,
+		`SELECT g.data, g.member_count FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?`,
+		"m.group_id", []any{userID}, r)
 }
 
 // ListGroupUsers implements readmodel.Store.
@@ -161,6 +176,177 @@ func (s *Store) ListGroupUsers(ctx context.Context, groupID string, r readmodel.
 	return list(ctx, s.db, newUser,
 		`SELECT u.data FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?`,
 		"m.user_id", []any{groupID}, r)
+}
+
+// GroupMemberIDs implements readmodel.Store.
+func (s *Store) GroupMemberIDs(ctx context.Context, groupID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT user_id FROM memberships WHERE group_id = ? ORDER BY user_id`, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("list members of %s: %w", groupID, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list members of %s: %w", groupID, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list members of %s: %w", groupID, err)
+	}
+	return ids, nil
+}
+
+// FindUsers implements readmodel.Store.
+func (s *Store) FindUsers(ctx context.Context, directoryID string, k readmodel.Key, r readmodel.Range) ([]*dsyncv1.User, error) {
+	var col, v string
+	switch k.Field {
+	case readmodel.KeyID:
+		col, v = "id", k.Value
+	case readmodel.KeyIdpID:
+		col, v = "idp_id", k.Value
+	case readmodel.KeyUserName:
+		col, v = "user_name_lower", strings.ToLower(k.Value)
+	case readmodel.KeyEmail:
+		col, v = "email_lower", strings.ToLower(k.Value)
+	default:
+		return nil, fmt.Errorf("find users: unsupported key %d", k.Field)
+	}
+	return list(ctx, s.db, newUser, `SELECT data FROM users WHERE directory_id = ? AND `+col+` = ?`, "id", []any{directoryID, v}, r)
+}
+
+// FindGroups implements readmodel.Store.
+func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.Key, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
+	sel := `SELECT g.data, g.member_count FROM groups g WHERE g.directory_id = ? AND `
+	idCol := "g.id"
+	switch k.Field {
+	case readmodel.KeyID:
+		sel += `g.id = ?`
+	case readmodel.KeyIdpID:
+		sel += `g.idp_id = ?`
+	case readmodel.KeyGroupName:
+		sel += `g.name_lower = ?`
+		k.Value = strings.ToLower(k.Value)
+	case readmodel.KeyMember:
+		sel = `SELECT g.data, g.member_count FROM memberships m JOIN groups g ON g.id = m.group_id
+			WHERE m.directory_id = ? AND m.user_id = ?`
+		idCol = "m.group_id"
+	default:
+		return nil, fmt.Errorf("find groups: unsupported key %d", k.Field)
+	}
+	return listGroups(ctx, s.db, sel, idCol, []any{directoryID, k.Value}, r)
+}
+
+// CountUsers implements readmodel.Store.
+func (s *Store) CountUsers(ctx context.Context, directoryID string) (int64, error) {
+	return count(ctx, s.db, `SELECT count(*) FROM users WHERE directory_id = ?`, directoryID)
+}
+
+// CountGroups implements readmodel.Store.
+func (s *Store) CountGroups(ctx context.Context, directoryID string) (int64, error) {
+	return count(ctx, s.db, `SELECT count(*) FROM groups WHERE directory_id = ?`, directoryID)
+}
+
+func count(ctx context.Context, q querier, query string, args ...any) (int64, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count: %w", err)
+	}
+	return n, nil
+}
+
+// ListEvents implements readmodel.Store.
+func (s *Store) ListEvents(ctx context.Context, f readmodel.EventFilter, r readmodel.SeqRange) ([]readmodel.EventRecord, error) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	b.WriteString(`SELECT seq, data FROM projector_events WHERE 1`)
+	if len(f.Types) > 0 {
+		b.WriteString(` AND type IN (?` + strings.Repeat(`, ?`, len(f.Types)-1) + `)`)
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	cond := func(sql string, v any) {
+		b.WriteString(sql)
+		args = append(args, v)
+	}
+	if f.DirectoryID != "" {
+		cond(` AND directory_id = ?`, f.DirectoryID)
+	}
+	if f.OrganizationID != "" {
+		cond(` AND organization_id = ?`, f.OrganizationID)
+	}
+	if !f.OccurredFrom.IsZero() {
+		cond(` AND occurred_at >= ?`, f.OccurredFrom.UTC().Format(timeLayout))
+	}
+	if !f.OccurredTo.IsZero() {
+		cond(` AND occurred_at < ?`, f.OccurredTo.UTC().Format(timeLayout))
+	}
+	if r.After > 0 {
+		cond(` AND seq > ?`, int64(r.After))
+	}
+	if r.Before > 0 {
+		cond(` AND seq < ?`, int64(r.Before))
+	}
+	dir := "ASC"
+	if r.Desc {
+		dir = "DESC"
+	}
+	cond(` ORDER BY seq `+dir+` LIMIT ?`, r.Limit)
+	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []readmodel.EventRecord
+	for rows.Next() {
+		var (
+			seq  int64
+			data []byte
+		)
+		if err := rows.Scan(&seq, &data); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		ev := &dsyncv1.Event{}
+		if err := proto.Unmarshal(data, ev); err != nil {
+			return nil, fmt.Errorf("list events: decode %d: %w", seq, err)
+		}
+		out = append(out, readmodel.EventRecord{Seq: uint64(seq), Event: ev})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return out, nil
+}
+
+// EventSeq implements readmodel.Store.
+func (s *Store) EventSeq(ctx context.Context, eventID string) (uint64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq FROM projector_events WHERE id = ?`, eventID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("event %s: %w", eventID, readmodel.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("event %s: %w", eventID, err)
+	}
+	return uint64(seq), nil
+}
+
+// PruneEvents implements readmodel.Store.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM projector_events WHERE occurred_at < ?`, before.UTC().Format(timeLayout))
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	return n, nil
 }
 
 // Skips implements readmodel.Store.
@@ -290,17 +476,17 @@ func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User) error {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
-			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data, email_lower)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET directory_id = excluded.directory_id,
 			organization_id = excluded.organization_id, idp_id = excluded.idp_id,
 			user_name = excluded.user_name, user_name_lower = excluded.user_name_lower,
 			email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
 			state = excluded.state, created_at = excluded.created_at, updated_at = excluded.updated_at,
-			data = excluded.data`,
+			data = excluded.data, email_lower = excluded.email_lower`,
 		u.GetId(), u.GetDirectoryId(), u.GetOrganizationId(), u.GetIdpId(), u.GetUserName(),
 		strings.ToLower(u.GetUserName()), u.GetEmail(), u.GetFirstName(), u.GetLastName(),
-		u.GetState().String(), ts(u.GetCreatedAt()), ts(u.GetUpdatedAt()), data)
+		u.GetState().String(), ts(u.GetCreatedAt()), ts(u.GetUpdatedAt()), data, strings.ToLower(u.GetEmail()))
 	if err != nil {
 		return fmt.Errorf("upsert user %s: %w", u.GetId(), err)
 	}
@@ -309,6 +495,11 @@ func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User) error {
 
 // DeleteUser implements readmodel.Tx.
 func (t *Tx) DeleteUser(ctx context.Context, id string) error {
+	// Decrement first, while the edges still say which groups lose one.
+	if _, err := t.tx.ExecContext(ctx, `UPDATE groups SET member_count = member_count - 1
+		WHERE id IN (SELECT group_id FROM memberships WHERE user_id = ?)`, id); err != nil {
+		return fmt.Errorf("delete user %s counts: %w", id, err)
+	}
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE user_id = ?`, id); err != nil {
 		return fmt.Errorf("delete user %s memberships: %w", id, err)
 	}
@@ -324,14 +515,17 @@ func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group) error {
 	if err != nil {
 		return err
 	}
+	// A new row counts the edges that arrived before it (the projection has
+	// no foreign keys); an update keeps the maintained count.
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
-			created_at, updated_at, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			created_at, updated_at, data, name_lower, member_count)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT count(*) FROM memberships WHERE group_id = ?1))
 		ON CONFLICT (id) DO UPDATE SET directory_id = excluded.directory_id,
 			organization_id = excluded.organization_id, idp_id = excluded.idp_id, name = excluded.name,
-			created_at = excluded.created_at, updated_at = excluded.updated_at, data = excluded.data`,
+			created_at = excluded.created_at, updated_at = excluded.updated_at, data = excluded.data,
+			name_lower = excluded.name_lower`,
 		g.GetId(), g.GetDirectoryId(), g.GetOrganizationId(), g.GetIdpId(), g.GetName(),
-		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data)
+		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data, strings.ToLower(g.GetName()))
 	if err != nil {
 		return fmt.Errorf("upsert group %s: %w", g.GetId(), err)
 	}
@@ -351,18 +545,51 @@ func (t *Tx) DeleteGroup(ctx context.Context, id string) error {
 
 // AddMember implements readmodel.Tx.
 func (t *Tx) AddMember(ctx context.Context, directoryID, groupID, userID string) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO memberships (directory_id, group_id, user_id) VALUES (?, ?, ?)
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO memberships (directory_id, group_id, user_id) VALUES (?, ?, ?)
 		ON CONFLICT (group_id, user_id) DO NOTHING`, directoryID, groupID, userID)
 	if err != nil {
 		return fmt.Errorf("add member %s to %s: %w", userID, groupID, err)
 	}
-	return nil
+	return t.count(ctx, res, groupID, +1)
 }
 
 // RemoveMember implements readmodel.Tx.
 func (t *Tx) RemoveMember(ctx context.Context, groupID, userID string) error {
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE group_id = ? AND user_id = ?`, groupID, userID); err != nil {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE group_id = ? AND user_id = ?`, groupID, userID)
+	if err != nil {
 		return fmt.Errorf("remove member %s from %s: %w", userID, groupID, err)
+	}
+	return t.count(ctx, res, groupID, -1)
+}
+
+// count moves groupID's member count by delta when res changed an edge, so
+// a repeated add or remove leaves it alone.
+func (t *Tx) count(ctx context.Context, res sql.Result, groupID string, delta int) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("count members of %s: %w", groupID, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := t.tx.ExecContext(ctx, `UPDATE groups SET member_count = member_count + ? WHERE id = ?`, delta, groupID); err != nil {
+		return fmt.Errorf("count members of %s: %w", groupID, err)
+	}
+	return nil
+}
+
+// RecordEvent implements readmodel.Tx.
+func (t *Tx) RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) error {
+	data, err := marshal(ev)
+	if err != nil {
+		return err
+	}
+	name, _ := workos.EventName(ev.GetType())
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO projector_events (seq, id, directory_id, organization_id, type, occurred_at, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		int64(seq), ev.GetId(), ev.GetDirectoryId(), ev.GetOrganizationId(), name, ts(ev.GetOccurredAt()), data)
+	if err != nil {
+		return fmt.Errorf("record event %d: %w", seq, err)
 	}
 	return nil
 }
@@ -391,23 +618,8 @@ func get[T proto.Message](ctx context.Context, q querier, m T, query, id string)
 // list runs sel (a SELECT of one data column ending in a WHERE clause) with
 // the keyset bounds of r on idCol.
 func list[T proto.Message](ctx context.Context, q querier, newT func() T, sel, idCol string, args []any, r readmodel.Range) ([]T, error) {
-	var b strings.Builder
-	b.WriteString(sel)
-	if r.GreaterThan != "" {
-		fmt.Fprintf(&b, " AND %s > ?", idCol)
-		args = append(args, r.GreaterThan)
-	}
-	if r.LessThan != "" {
-		fmt.Fprintf(&b, " AND %s < ?", idCol)
-		args = append(args, r.LessThan)
-	}
-	dir := "ASC"
-	if r.Desc {
-		dir = "DESC"
-	}
-	fmt.Fprintf(&b, " ORDER BY %s %s LIMIT ?", idCol, dir)
-	args = append(args, r.Limit)
-	rows, err := q.QueryContext(ctx, b.String(), args...)
+	query, args := keyset(sel, idCol, args, r)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
@@ -430,10 +642,64 @@ func list[T proto.Message](ctx context.Context, q querier, newT func() T, sel, i
 	return out, nil
 }
 
+// keyset completes sel (a SELECT ending in a WHERE clause) with the bounds,
+// order, limit and offset of r on idCol.
+func keyset(sel, idCol string, args []any, r readmodel.Range) (string, []any) {
+	var b strings.Builder
+	b.WriteString(sel)
+	if r.GreaterThan != "" {
+		fmt.Fprintf(&b, " AND %s > ?", idCol)
+		args = append(args, r.GreaterThan)
+	}
+	if r.LessThan != "" {
+		fmt.Fprintf(&b, " AND %s < ?", idCol)
+		args = append(args, r.LessThan)
+	}
+	dir := "ASC"
+	if r.Desc {
+		dir = "DESC"
+	}
+	fmt.Fprintf(&b, " ORDER BY %s %s LIMIT ?", idCol, dir)
+	args = append(args, r.Limit)
+	if r.Offset > 0 {
+		b.WriteString(" OFFSET ?")
+		args = append(args, r.Offset)
+	}
+	return b.String(), args
+}
+
+// listGroups is list for a SELECT of a group's data and member_count.
+func listGroups(ctx context.Context, q querier, sel, idCol string, args []any, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
+	query, args := keyset(sel, idCol, args, r)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	defer rows.Close()
+	var out []*dsyncv1.GroupWithCount
+	for rows.Next() {
+		var (
+			data []byte
+			n    int64
+		)
+		if err := rows.Scan(&data, &n); err != nil {
+			return nil, fmt.Errorf("list groups: %w", err)
+		}
+		g := &dsyncv1.Group{}
+		if err := proto.Unmarshal(data, g); err != nil {
+			return nil, fmt.Errorf("list groups: decode: %w", err)
+		}
+		out = append(out, &dsyncv1.GroupWithCount{Group: g, MemberCount: n})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	return out, nil
+}
+
 func newOrganization() *dsyncv1.Organization { return &dsyncv1.Organization{} }
 func newDirectory() *dsyncv1.Directory       { return &dsyncv1.Directory{} }
 func newUser() *dsyncv1.User                 { return &dsyncv1.User{} }
-func newGroup() *dsyncv1.Group               { return &dsyncv1.Group{} }
 
 func marshal(m proto.Message) ([]byte, error) {
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
@@ -443,10 +709,14 @@ func marshal(m proto.Message) ([]byte, error) {
 	return data, nil
 }
 
+// timeLayout is how times are stored: fixed width, so that text order is
+// time order (RFC3339Nano drops trailing zeros and would not sort).
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 // ts converts an optional proto timestamp to a nullable RFC 3339 column.
 func ts(t *timestamppb.Timestamp) any {
 	if !t.IsValid() {
 		return nil
 	}
-	return t.AsTime().UTC().Format(time.RFC3339Nano)
+	return t.AsTime().UTC().Format(timeLayout)
 }

@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
 		{"ListDirectories", testListDirectories},
 		{"Organizations", testOrganizations},
 		{"ExoticText", testExoticText},
+		{"MemberCounts", testMemberCounts},
+		{"FindAndCount", testFindAndCount},
+		{"Events", testEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,10 +391,18 @@ func testGroupsAndMemberships(t *testing.T, s readmodel.Store) {
 
 	got, err := s.GetGroup(t.Context(), eng.GetId())
 	require.NoError(t, err)
-	requireProtoEqual(t, eng, got)
+	requireProtoEqual(t, eng, got.GetGroup())
+	require.Equal(t, int64(2), got.GetMemberCount())
 	groups, err := s.ListGroups(t.Context(), w.dir.GetId(), readmodel.Range{Limit: 10})
 	require.NoError(t, err)
-	require.Equal(t, []string{eng.GetId(), ops.GetId()}, ids(groups))
+	require.Equal(t, []string{eng.GetId(), ops.GetId()}, groupIDs(groups))
+	require.Equal(t, []int64{2, 1}, counts(groups))
+	bobs, err := s.ListUserGroups(t.Context(), bob.GetId(), readmodel.Range{Limit: 10, Desc: true})
+	require.NoError(t, err)
+	require.Equal(t, []string{ops.GetId(), eng.GetId()}, groupIDs(bobs))
+	memberIDs, err := s.GroupMemberIDs(t.Context(), eng.GetId())
+	require.NoError(t, err)
+	require.Equal(t, []string{ada.GetId(), bob.GetId()}, memberIDs)
 
 	members := func(g *dsyncv1.Group) []string {
 		t.Helper()
@@ -495,6 +506,22 @@ func testListDirectories(t *testing.T, s readmodel.Store) {
 	got, err := s.GetDirectory(t.Context(), d2.GetId())
 	require.NoError(t, err)
 	requireProtoEqual(t, renamed, got)
+}
+
+func groupIDs(gs []*dsyncv1.GroupWithCount) []string {
+	out := make([]string, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, g.GetGroup().GetId())
+	}
+	return out
+}
+
+func counts(gs []*dsyncv1.GroupWithCount) []int64 {
+	out := make([]int64, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, g.GetMemberCount())
+	}
+	return out
 }
 
 func nilIfEmpty(s []string) []string {

@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dsync-dev/dsync/pkg/event"
+	"github.com/dsync-dev/dsync/pkg/workos"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+)
+
+// newAPIEvent renders ev as the webhooks do, with what dsync adds in
+// context: the stream sequence (the order of events), the source of the
+// change (scim, api, reconciliation) and the request id that caused it.
+func newAPIEvent(seq uint64, ev *dsyncv1.Event) (workos.Event, error) {
+	out, err := workos.NewEvent(ev)
+	if err != nil {
+		return out, err
+	}
+	out.Context["sequence"] = seq
+	switch api := ev.GetSource().GetApi(); api {
+	case "":
+	case "rest", "dashboard":
+		out.Context["source"] = "api"
+	case "system":
+		out.Context["source"] = "reconciliation"
+	default:
+		out.Context["source"] = api
+	}
+	if id := ev.GetSource().GetRequestId(); id != "" {
+		out.Context["request_id"] = id
+	}
+	return out, nil
+}
+
+// listEvents serves GET /events: WorkOS's Events API, in stream order
+// (order=asc) unless order=desc. The after cursor of a page is its last
+// event, so a poller that stores it never skips an event: events are
+// visible only once everything before them is.
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := &dsyncv1.EventFilter{OrganizationId: q.Get("organization_id"), DirectoryId: q.Get("directory_id")}
+	// events=a,b and events=a&events=b and events[]=a all work: SDKs differ.
+	for _, key := range []string{"events", "events[]"} {
+		for _, v := range q[key] {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					f.Events = append(f.Events, name)
+				}
+			}
+		}
+	}
+	for _, name := range f.GetEvents() {
+		if !workos.IsEventName(name) {
+			s.restFail(w, r, unprocessable("unknown event %q; events are: %s", name, strings.Join(workos.EventNames, ", ")))
+			return
+		}
+	}
+	if f.OrganizationId != "" && !event.ValidID(f.OrganizationId, event.PrefixOrganization) {
+		s.restFail(w, r, unprocessable("organization_id must be an organization id (org_…)"))
+		return
+	}
+	if f.DirectoryId != "" && !event.ValidID(f.DirectoryId, event.PrefixDirectory) {
+		s.restFail(w, r, unprocessable("directory_id must be a directory id (directory_…)"))
+		return
+	}
+	for name, dst := range map[string]**timestamppb.Timestamp{"range_start": &f.RangeStart, "range_end": &f.RangeEnd} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				s.restFail(w, r, unprocessable("%s must be an ISO-8601 time such as 2025-01-02T03:04:05Z", name))
+				return
+			}
+			*dst = timestamppb.New(t)
+		}
+	}
+	page, err := parsePage(q)
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	if q.Get("order") == "" {
+		page.Order = dsyncv1.Order_ORDER_ASC
+	}
+	if err := checkCursors(page, event.PrefixEvent); err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	token, err := s.allDirectoriesToken(r)
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	resp, err := s.Directories.ListEvents(r.Context(), &dsyncv1.ListEventsRequest{Filter: f, Page: page, MinSequence: token})
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	data := make([]workos.Event, 0, len(resp.GetEvents()))
+	for _, se := range resp.GetEvents() {
+		ev, err := newAPIEvent(se.GetSequence(), se.GetEvent())
+		if err != nil {
+			s.restFail(w, r, err)
+			return
+		}
+		data = append(data, ev)
+	}
+	writeJSON(w, http.StatusOK, newList(data, resp.GetPageInfo()))
+}

@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dsync-dev/dsync/pkg/event"
+	"github.com/dsync-dev/dsync/pkg/workos"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+)
+
+// maxUserGroups bounds the groups embedded in one directory_user. WorkOS
+// deprecates the field (GET /directory_groups?user= is the way to page
+// through a user's groups); the cap keeps one user in 10,000 groups from
+// making every user page huge.
+const maxUserGroups = 1000
+
+func newGroup(g *dsyncv1.Group, count int64) workos.DirectoryGroup {
+	out := workos.NewDirectoryGroup(g)
+	out.MemberCount = &count
+	return out
+}
+
+// userGroups returns the groups of user id for its groups field.
+func (s *server) userGroups(ctx context.Context, id string, token uint64) ([]workos.DirectoryGroup, error) {
+	groups := []workos.DirectoryGroup{}
+	page := &dsyncv1.Page{Limit: 100, Order: dsyncv1.Order_ORDER_ASC}
+	for len(groups) < maxUserGroups {
+		resp, err := s.Directories.ListGroups(ctx, &dsyncv1.ListGroupsRequest{UserId: id, Page: page, MinSequence: token})
+		if status.Code(err) == codes.Unimplemented {
+			// A projector older than this gateway (mid rolling upgrade)
+			// cannot list a user's groups; the field stays an empty array.
+			return groups, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range resp.GetGroups() {
+			groups = append(groups, workos.NewDirectoryGroup(g.GetGroup()))
+		}
+		if resp.GetPageInfo().GetAfter() == "" {
+			break
+		}
+		page.After = resp.GetPageInfo().GetAfter()
+		token = 0 // the first page waited already
+	}
+	return groups, nil
+}
+
+// withGroups renders users with their groups.
+func (s *server) withGroups(ctx context.Context, users []*dsyncv1.User, token uint64) ([]workos.DirectoryUser, error) {
+	out := make([]workos.DirectoryUser, 0, len(users))
+	for _, u := range users {
+		groups, err := s.userGroups(ctx, u.GetId(), token)
+		if err != nil {
+			return nil, err
+		}
+		token = 0
+		out = append(out, workos.NewDirectoryUser(u).WithGroups(groups))
+	}
+	return out, nil
+}
+
+// directoryToken is the consistency token of reads about one directory.
+func (s *server) directoryToken(r *http.Request, dir string) (uint64, error) {
+	return s.Log.LastSequence(r.Context(), event.DirectoryEventsSubject(dir))
+}
+
+// allDirectoriesToken is the consistency token of reads whose directory is
+// not known up front (a user or group by id).
+func (s *server) allDirectoriesToken(r *http.Request) (uint64, error) {
+	return s.Log.LastSequence(r.Context(), event.SubjectAllDirectoryEvents)
+}
+
+func (s *server) listGroups(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	dir, user := q.Get("directory"), q.Get("user")
+	req := &dsyncv1.ListGroupsRequest{}
+	var err error
+	switch {
+	case dir != "" && user != "":
+		s.restFail(w, r, unprocessable("directory and user cannot both be set"))
+		return
+	case user != "":
+		if !event.ValidID(user, event.PrefixUser) {
+			s.restFail(w, r, unprocessable("user must be a directory user id (directory_user_…)"))
+			return
+		}
+		req.UserId = user
+		req.MinSequence, err = s.allDirectoriesToken(r)
+	case dir != "":
+		if !event.ValidID(dir, event.PrefixDirectory) {
+			s.restFail(w, r, unprocessable("directory must be a directory id (directory_…)"))
+			return
+		}
+		info(r.Context()).directoryID = dir
+		req.DirectoryId = dir
+		req.MinSequence, err = s.directoryToken(r, dir)
+	default:
+		s.restFail(w, r, unprocessable("directory or user is required"))
+		return
+	}
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	if req.Page, err = parsePage(q); err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	if err := checkCursors(req.Page, event.PrefixGroup); err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	resp, err := s.Directories.ListGroups(r.Context(), req)
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	data := make([]workos.DirectoryGroup, 0, len(resp.GetGroups()))
+	for _, g := range resp.GetGroups() {
+		data = append(data, newGroup(g.GetGroup(), g.GetMemberCount()))
+	}
+	writeJSON(w, http.StatusOK, newList(data, resp.GetPageInfo()))
+}
+
+func (s *server) getGroup(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !event.ValidID(id, event.PrefixGroup) {
+		s.restFail(w, r, notFound("Directory group %s not found", id))
+		return
+	}
+	token, err := s.allDirectoriesToken(r)
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	resp, err := s.Directories.GetGroup(r.Context(), &dsyncv1.GetGroupRequest{Id: id, MinSequence: token})
+	if err != nil {
+		s.restFail(w, r, err)
+		return
+	}
+	info(r.Context()).directoryID = resp.GetGroup().GetDirectoryId()
+	writeJSON(w, http.StatusOK, newGroup(resp.GetGroup(), resp.GetMemberCount()))
+}
+
+// checkCursors rejects before/after values that are not ids of the listed
+// kind with a 422 that names the parameter.
+func checkCursors(p *dsyncv1.Page, prefix string) error {
+	for name, c := range map[string]string{"before": p.GetBefore(), "after": p.GetAfter()} {
+		if c != "" && !event.ValidID(c, prefix) {
+			return unprocessable("%s must be an id starting with %q", name, prefix)
+		}
+	}
+	return nil
+}

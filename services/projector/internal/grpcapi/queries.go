@@ -1,0 +1,188 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dsync-dev/dsync/pkg/event"
+	"github.com/dsync-dev/dsync/pkg/scim/filter"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/projector/internal/readmodel"
+)
+
+// GetGroup implements DirectoryService.
+func (s *Server) GetGroup(ctx context.Context, req *dsyncv1.GetGroupRequest) (*dsyncv1.GetGroupResponse, error) {
+	if err := validID("id", req.GetId(), event.PrefixGroup); err != nil {
+		return nil, err
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	g, err := s.store.GetGroup(ctx, req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, "get group", err)
+	}
+	return &dsyncv1.GetGroupResponse{Group: g.GetGroup(), MemberCount: g.GetMemberCount()}, nil
+}
+
+func groupID(g *dsyncv1.GroupWithCount) string { return g.GetGroup().GetId() }
+
+// ListGroups implements DirectoryService.
+func (s *Server) ListGroups(ctx context.Context, req *dsyncv1.ListGroupsRequest) (*dsyncv1.ListGroupsResponse, error) {
+	var fetch func(context.Context, readmodel.Range) ([]*dsyncv1.GroupWithCount, error)
+	switch {
+	case req.GetDirectoryId() != "" && req.GetUserId() != "":
+		return nil, status.Error(codes.InvalidArgument, "directory_id and user_id are mutually exclusive")
+	case req.GetUserId() != "":
+		if err := validID("user_id", req.GetUserId(), event.PrefixUser); err != nil {
+			return nil, err
+		}
+		fetch = func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
+			return s.store.ListUserGroups(ctx, req.GetUserId(), r)
+		}
+	default:
+		if err := validID("directory_id", req.GetDirectoryId(), event.PrefixDirectory); err != nil {
+			return nil, err
+		}
+		fetch = func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
+			return s.store.ListGroups(ctx, req.GetDirectoryId(), r)
+		}
+	}
+	page, err := parsePage(req.GetPage(), event.PrefixGroup)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	groups, info, err := readmodel.Paginate(ctx, page, groupID, fetch)
+	if err != nil {
+		return nil, s.fail(ctx, "list groups", err)
+	}
+	return &dsyncv1.ListGroupsResponse{Groups: groups, PageInfo: pageInfo(info)}, nil
+}
+
+// ListGroupMembers implements DirectoryService. A page is one keyset scan
+// of the group's edges, so a 50,000-member group is read page by page.
+func (s *Server) ListGroupMembers(ctx context.Context, req *dsyncv1.ListGroupMembersRequest) (*dsyncv1.ListGroupMembersResponse, error) {
+	if err := validID("group_id", req.GetGroupId(), event.PrefixGroup); err != nil {
+		return nil, err
+	}
+	page, err := parsePage(req.GetPage(), event.PrefixUser)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	users, info, err := readmodel.Paginate(ctx, page, (*dsyncv1.User).GetId,
+		func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.User, error) {
+			return s.store.ListGroupUsers(ctx, req.GetGroupId(), r)
+		})
+	if err != nil {
+		return nil, s.fail(ctx, "list group members", err)
+	}
+	return &dsyncv1.ListGroupMembersResponse{Users: users, PageInfo: pageInfo(info)}, nil
+}
+
+// search validates a SCIM query.
+func search(directoryID string, q *dsyncv1.ScimQuery) (readmodel.Search, error) {
+	if err := validID("directory_id", directoryID, event.PrefixDirectory); err != nil {
+		return readmodel.Search{}, err
+	}
+	out := readmodel.Search{DirectoryID: directoryID, StartIndex: int(q.GetStartIndex()), Count: int(q.GetCount())}
+	if strings.TrimSpace(q.GetFilter()) != "" {
+		f, err := filter.Parse(q.GetFilter())
+		if err != nil {
+			// The parser's message names the position and what was
+			// expected: fit for the SCIM error's detail.
+			msg := err.Error()
+			if !errors.Is(err, filter.ErrInvalidFilter) {
+				msg = "invalid filter: " + msg
+			}
+			return readmodel.Search{}, status.Error(codes.InvalidArgument, msg)
+		}
+		out.Filter = f
+	}
+	return out, nil
+}
+
+// SearchUsers implements DirectoryService. Results are in id order; sort_by
+// is not supported (ServiceProviderConfig says so) and is ignored.
+func (s *Server) SearchUsers(ctx context.Context, req *dsyncv1.SearchUsersRequest) (*dsyncv1.SearchUsersResponse, error) {
+	q, err := search(req.GetDirectoryId(), req.GetQuery())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	users, total, err := readmodel.SearchUsers(ctx, s.store, q)
+	if err != nil {
+		return nil, s.fail(ctx, "search users", err)
+	}
+	return &dsyncv1.SearchUsersResponse{Users: users, TotalResults: total}, nil
+}
+
+// SearchGroups implements DirectoryService.
+func (s *Server) SearchGroups(ctx context.Context, req *dsyncv1.SearchGroupsRequest) (*dsyncv1.SearchGroupsResponse, error) {
+	q, err := search(req.GetDirectoryId(), req.GetQuery())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	groups, total, err := readmodel.SearchGroups(ctx, s.store, q)
+	if err != nil {
+		return nil, s.fail(ctx, "search groups", err)
+	}
+	out := &dsyncv1.SearchGroupsResponse{TotalResults: total, Groups: make([]*dsyncv1.GroupWithMembers, 0, len(groups))}
+	for _, g := range groups {
+		gm := &dsyncv1.GroupWithMembers{Group: g.GetGroup(), MemberCount: g.GetMemberCount()}
+		if req.GetIncludeMemberIds() && g.GetMemberCount() > 0 {
+			if gm.MemberIds, err = s.store.GroupMemberIDs(ctx, g.GetGroup().GetId()); err != nil {
+				return nil, s.fail(ctx, "search groups", err)
+			}
+		}
+		out.Groups = append(out.Groups, gm)
+	}
+	return out, nil
+}
+
+// maxFindUsers bounds FindUsers' answer; a key matching more users than
+// that (a shared email) is a data problem to page through with SearchUsers.
+const maxFindUsers = 100
+
+// FindUsers implements DirectoryService.
+func (s *Server) FindUsers(ctx context.Context, req *dsyncv1.FindUsersRequest) (*dsyncv1.FindUsersResponse, error) {
+	if err := validID("directory_id", req.GetDirectoryId(), event.PrefixDirectory); err != nil {
+		return nil, err
+	}
+	var k readmodel.Key
+	switch key := req.GetKey().(type) {
+	case *dsyncv1.FindUsersRequest_Email:
+		k = readmodel.Key{Field: readmodel.KeyEmail, Value: key.Email}
+	case *dsyncv1.FindUsersRequest_IdpId:
+		k = readmodel.Key{Field: readmodel.KeyIdpID, Value: key.IdpId}
+	case *dsyncv1.FindUsersRequest_UserName:
+		k = readmodel.Key{Field: readmodel.KeyUserName, Value: key.UserName}
+	default:
+		return nil, status.Error(codes.InvalidArgument, "one of email, idp_id and user_name is required")
+	}
+	if k.Value == "" || len(k.Value) > 1024 {
+		return nil, status.Error(codes.InvalidArgument, "the key must be 1 to 1024 bytes")
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	users, err := s.store.FindUsers(ctx, req.GetDirectoryId(), k, readmodel.Range{Limit: maxFindUsers})
+	if err != nil {
+		return nil, s.fail(ctx, "find users", err)
+	}
+	return &dsyncv1.FindUsersResponse{Users: users}, nil
+}
