@@ -1446,9 +1446,12 @@ func (x *SearchUsersRequest) GetMinSequence() uint64 {
 }
 
 type SearchUsersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
-	TotalResults  int64                  `protobuf:"varint,2,opt,name=total_results,json=totalResults,proto3" json:"total_results,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Users        []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	TotalResults int64                  `protobuf:"varint,2,opt,name=total_results,json=totalResults,proto3" json:"total_results,omitempty"`
+	// versions[i] is the stream sequence of the last event applied to
+	// users[i]: its SCIM meta.version.
+	Versions      []uint64 `protobuf:"varint,3,rep,packed,name=versions,proto3" json:"versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1495,6 +1498,13 @@ func (x *SearchUsersResponse) GetTotalResults() int64 {
 		return x.TotalResults
 	}
 	return 0
+}
+
+func (x *SearchUsersResponse) GetVersions() []uint64 {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
 }
 
 type SearchGroupsRequest struct {
@@ -1569,10 +1579,13 @@ func (x *SearchGroupsRequest) GetMinSequence() uint64 {
 
 // GroupWithMembers is a group with its member ids, when they were asked for.
 type GroupWithMembers struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	MemberIds     []string               `protobuf:"bytes,2,rep,name=member_ids,json=memberIds,proto3" json:"member_ids,omitempty"`
-	MemberCount   int64                  `protobuf:"varint,3,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Group       *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberIds   []string               `protobuf:"bytes,2,rep,name=member_ids,json=memberIds,proto3" json:"member_ids,omitempty"`
+	MemberCount int64                  `protobuf:"varint,3,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	// version is the stream sequence of the last event applied to the group
+	// itself (not its members): its SCIM meta.version.
+	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1624,6 +1637,13 @@ func (x *GroupWithMembers) GetMemberIds() []string {
 func (x *GroupWithMembers) GetMemberCount() int64 {
 	if x != nil {
 		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *GroupWithMembers) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
 	}
 	return 0
 }
@@ -2271,20 +2291,22 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\x12SearchUsersRequest\x12!\n" +
 	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12)\n" +
 	"\x05query\x18\x02 \x01(\v2\x13.dsync.v1.ScimQueryR\x05query\x12!\n" +
-	"\fmin_sequence\x18\x03 \x01(\x04R\vminSequence\"`\n" +
+	"\fmin_sequence\x18\x03 \x01(\x04R\vminSequence\"|\n" +
 	"\x13SearchUsersResponse\x12$\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.dsync.v1.UserR\x05users\x12#\n" +
-	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults\"\xb4\x01\n" +
+	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults\x12\x1a\n" +
+	"\bversions\x18\x03 \x03(\x04R\bversions\"\xb4\x01\n" +
 	"\x13SearchGroupsRequest\x12!\n" +
 	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12)\n" +
 	"\x05query\x18\x02 \x01(\v2\x13.dsync.v1.ScimQueryR\x05query\x12,\n" +
 	"\x12include_member_ids\x18\x03 \x01(\bR\x10includeMemberIds\x12!\n" +
-	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\"{\n" +
+	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\"\x95\x01\n" +
 	"\x10GroupWithMembers\x12%\n" +
 	"\x05group\x18\x01 \x01(\v2\x0f.dsync.v1.GroupR\x05group\x12\x1d\n" +
 	"\n" +
 	"member_ids\x18\x02 \x03(\tR\tmemberIds\x12!\n" +
-	"\fmember_count\x18\x03 \x01(\x03R\vmemberCount\"o\n" +
+	"\fmember_count\x18\x03 \x01(\x03R\vmemberCount\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\"o\n" +
 	"\x14SearchGroupsResponse\x122\n" +
 	"\x06groups\x18\x01 \x03(\v2\x1a.dsync.v1.GroupWithMembersR\x06groups\x12#\n" +
 	"\rtotal_results\x18\x02 \x01(\x03R\ftotalResults\"\xaf\x01\n" +
