@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,14 @@ const (
 	DefaultRequestTimeout = 15 * time.Second
 )
 
+// LoopbackNets are the loopback networks: the webhook targets dsync dev
+// allows (AllowNets).
+var LoopbackNets = dialguard.Loopback
+
+// ParseNets parses a comma-separated list of CIDR networks or IP addresses
+// for AllowNets.
+func ParseNets(s string) ([]netip.Prefix, error) { return dialguard.ParseNets(s) }
+
 // DefaultRetrySchedule is the delay before attempts 2, 3, …: about three
 // days in all, after which a delivery is dead-lettered.
 var DefaultRetrySchedule = delivery.DefaultSchedule
@@ -64,17 +73,21 @@ type Config struct {
 	GRPCListener net.Listener
 	// ConsumerName is the durable consumer's name; default "dispatcher".
 	ConsumerName string
-	// AllowPrivateTargets allows loopback, private and link-local webhook
-	// targets (dsync dev and tests set it).
+	// AllowPrivateTargets allows every webhook target, loopback, private,
+	// link-local and reserved addresses included (tests set it).
 	AllowPrivateTargets bool
+	// AllowNets are networks allowed as webhook targets although they are
+	// in a refused range: dsync dev allows loopback (dialguard.Loopback), an
+	// operator a private network of their own receivers.
+	AllowNets []netip.Prefix
 	// RequestTimeout bounds each attempt; default 15s. A 2xx within it is
 	// a success.
 	RequestTimeout time.Duration
 	// RetrySchedule holds the delays before attempts 2, 3, …, each jittered
 	// by ±10%; default DefaultRetrySchedule.
 	RetrySchedule []time.Duration
-	// HTTPClient sends the webhooks; default one whose dialer refuses
-	// private targets unless AllowPrivateTargets. A client given here is
+	// HTTPClient sends the webhooks; default one whose dialer refuses the
+	// targets AllowPrivateTargets and AllowNets do not allow. A client given here is
 	// used as is, guard or not.
 	HTTPClient *http.Client
 	// DisableAfter disables an endpoint whose attempts have all failed for
@@ -120,9 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.RetrySchedule) == 0 {
 		cfg.RetrySchedule = DefaultRetrySchedule
 	}
+	targets := dialguard.Policy{AllowAll: cfg.AllowPrivateTargets, Allow: cfg.AllowNets}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = sender.NewClient(cfg.AllowPrivateTargets)
+		client = sender.NewClient(targets)
 	}
 
 	store, closeStore, err := openStore(ctx, cfg)
@@ -165,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Store: store,
 		IDs:   ids,
 		ValidateURL: func(u string) error {
-			_, err := dialguard.ValidateURL(u, cfg.AllowPrivateTargets)
+			_, err := dialguard.ValidateURL(u, targets)
 			return err
 		},
 		NewSecret: webhooksig.NewSecret,

@@ -368,12 +368,22 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	require.Equal(t, int32(410), ds[0].GetLastStatusCode())
 	require.Equal(t, "the endpoint answered 410 Gone", e.endpoint(ep.GetId()).GetDisabledReason())
 
-	// A disabled endpoint gets no new deliveries.
+	// A disabled endpoint is sent nothing: its new deliveries wait, pending,
+	// for it to be enabled again.
 	healthy := newReceiver(t, always(http.StatusOK))
 	e.createEndpoint(healthy.URL)
 	e.userCreated()
 	require.Eventually(t, func() bool { return len(healthy.got()) == 1 }, wait, tick)
-	require.Len(t, e.deliveries(ep.GetId()), 1)
+	ds = e.deliveries(ep.GetId())
+	require.Len(t, ds, 2)
+	states := map[dsyncv1.DeliveryState]int{}
+	for _, d := range ds {
+		states[d.GetState()]++
+	}
+	require.Equal(t, map[dsyncv1.DeliveryState]int{
+		dsyncv1.DeliveryState_DELIVERY_STATE_FAILED:  1, // the 410
+		dsyncv1.DeliveryState_DELIVERY_STATE_PENDING: 1, // the one that waits
+	}, states)
 	require.Len(t, rcv.got(), 1)
 }
 

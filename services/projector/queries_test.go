@@ -98,15 +98,25 @@ func testQueries(t *testing.T, withStore func(*projector.Config)) {
 		{"value path", &dsyncv1.ScimQuery{Filter: `emails[type eq "work" and value co "ada"]`, Count: 10}, []string{ada.GetId()}, 1, ""},
 		{"or", &dsyncv1.ScimQuery{Filter: `userName eq "ada@acme.com" or userName eq "cy@acme.com"`, Count: 1, StartIndex: 2}, []string{cy.GetId()}, 2, ""},
 		{"meta", &dsyncv1.ScimQuery{Filter: `meta.created gt "2000-01-01T00:00:00Z"`}, nil, 3, ""},
+		{"any email", &dsyncv1.ScimQuery{Filter: `emails.value eq "ADA@acme.com"`, Count: 10}, []string{ada.GetId()}, 1, ""},
+		{"sorted", &dsyncv1.ScimQuery{SortBy: "userName", SortDescending: true, Count: 2}, []string{cy.GetId(), bob.GetId()}, 3, ""},
+		{"sorted, filtered", &dsyncv1.ScimQuery{Filter: `userName ne "x"`, SortBy: "meta.created", SortDescending: true, Count: 1, StartIndex: 3}, []string{ada.GetId()}, 3, ""},
+		{"sortOrder alone", &dsyncv1.ScimQuery{SortDescending: true, Count: 1}, []string{ada.GetId()}, 3, "sortOrder without sortBy has no effect"},
 	} {
 		t.Run("search users "+tt.name, func(t *testing.T) {
 			res, err := p.client.SearchUsers(ctx, &dsyncv1.SearchUsersRequest{DirectoryId: dir.GetId(), Query: tt.query})
 			require.NoError(t, err)
 			require.Equal(t, tt.want, nilIfEmpty(userIDs(res.GetUsers())), tt.reason)
 			require.Equal(t, tt.total, res.GetTotalResults())
+			require.Len(t, res.GetVersions(), len(res.GetUsers()))
+			for _, v := range res.GetVersions() {
+				require.NotZero(t, v, "every user has a version")
+			}
 		})
 	}
 	_, err = p.client.SearchUsers(ctx, &dsyncv1.SearchUsersRequest{DirectoryId: dir.GetId(), Query: &dsyncv1.ScimQuery{Filter: `userName eq`}})
+	requireCode(t, codes.InvalidArgument, err)
+	_, err = p.client.SearchUsers(ctx, &dsyncv1.SearchUsersRequest{DirectoryId: dir.GetId(), Query: &dsyncv1.ScimQuery{SortBy: "title"}})
 	requireCode(t, codes.InvalidArgument, err)
 
 	for _, tt := range []struct {
@@ -133,6 +143,9 @@ func testQueries(t *testing.T, withStore func(*projector.Config)) {
 			}
 			require.Equal(t, tt.want, got)
 			require.Equal(t, tt.ids, gotIDs)
+			for _, g := range res.GetGroups() {
+				require.NotZero(t, g.GetVersion(), "every group has a version")
+			}
 			require.Equal(t, int64(len(tt.want)), res.GetTotalResults())
 		})
 	}
@@ -160,6 +173,20 @@ func testQueries(t *testing.T, withStore func(*projector.Config)) {
 	require.Len(t, next.GetEvents(), 2, "bob and cy")
 	require.Greater(t, next.GetEvents()[0].GetSequence(), evs.GetEvents()[1].GetSequence())
 	_, err = p.client.ListEvents(ctx, &dsyncv1.ListEventsRequest{Filter: &dsyncv1.EventFilter{Events: []string{"user.created"}}})
+	requireCode(t, codes.InvalidArgument, err)
+	// A user's history: its own events and its membership changes.
+	hist, err := p.client.ListEvents(ctx, &dsyncv1.ListEventsRequest{Filter: &dsyncv1.EventFilter{UserId: bob.GetId()}})
+	require.NoError(t, err)
+	var types []dsyncv1.EventType
+	for _, e := range hist.GetEvents() {
+		types = append(types, e.GetEvent().GetType())
+	}
+	require.Equal(t, []dsyncv1.EventType{dsyncv1.EventType_EVENT_TYPE_USER_CREATED,
+		dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED}, types)
+	hist, err = p.client.ListEvents(ctx, &dsyncv1.ListEventsRequest{Filter: &dsyncv1.EventFilter{GroupId: ops.GetId()}})
+	require.NoError(t, err)
+	require.Len(t, hist.GetEvents(), 2, "ops created, bob added")
+	_, err = p.client.ListEvents(ctx, &dsyncv1.ListEventsRequest{Filter: &dsyncv1.EventFilter{UserId: ops.GetId()}})
 	requireCode(t, codes.InvalidArgument, err)
 	_, err = p.client.ListEvents(ctx, &dsyncv1.ListEventsRequest{Page: &dsyncv1.Page{After: "event_01ARZ3NDEKTSV4RRFFQ69G5FAV"}})
 	requireCode(t, codes.InvalidArgument, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,7 +20,7 @@ import (
 )
 
 // DefaultRebuildBatch is how many events a rebuild applies per transaction.
-const DefaultRebuildBatch = 1000
+const DefaultRebuildBatch = 4000
 
 // catchUpTimeout bounds the catch-up inside the swap, while readers wait.
 const catchUpTimeout = 30 * time.Second
@@ -108,59 +109,97 @@ func rebuild(ctx context.Context, cfg RebuildConfig, target rebuildTarget) (Rebu
 	if _, err := natsx.EnsureStream(ctx, js, natsx.StreamOptions{}); err != nil {
 		return RebuildResult{}, err
 	}
+	// No subject filter: with several filter subjects the server works out
+	// each pull's pending count by walking the stream's subject tree (one
+	// subject per user and group), which made a rebuild quadratic. Claims
+	// are skipped here instead.
 	cons, err := js.OrderedConsumer(ctx, event.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: event.SubjectsFacts,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		NamePrefix:     "rebuild_" + nuid.Next(),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		NamePrefix:    "rebuild_" + nuid.Next(),
 	})
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("create consumer: %w", err)
 	}
 	store := target.Store()
 	var res RebuildResult
-	// applyUntil applies batches until done says the new read model is far
-	// enough.
-	applyUntil := func(ctx context.Context, done func(cp, pending uint64) bool) error {
-		var pending uint64
-		info, err := cons.Info(ctx)
+	// fetch reads the next batch of at most n messages and returns its
+	// facts and how many messages were pending after it.
+	fetch := func(n int) ([]readmodel.Record, uint64, error) {
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			return fmt.Errorf("consumer info: %w", err)
+			return nil, 0, fmt.Errorf("fetch: %w", err)
 		}
-		pending = info.NumPending
-		for !done(res.Checkpoint, pending) {
-			// Ask for no more than is pending: Fetch returns when the batch
-			// is full, so a larger one would wait out FetchMaxWait.
-			n := int(min(uint64(cfg.BatchSize), max(pending, 1)))
-			batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				return fmt.Errorf("fetch: %w", err)
+		var pending uint64
+		recs := make([]readmodel.Record, 0, n)
+		for m := range batch.Messages() {
+			rec := readmodel.Record{Subject: m.Subject(), Data: m.Data()}
+			if md, err := m.Metadata(); err == nil {
+				rec.Seq, pending = md.Sequence.Stream, md.NumPending
 			}
-			recs := make([]readmodel.Record, 0, cfg.BatchSize)
-			for m := range batch.Messages() {
-				rec := readmodel.Record{Subject: m.Subject(), Data: m.Data()}
-				if md, err := m.Metadata(); err == nil {
-					rec.Seq, pending = md.Sequence.Stream, md.NumPending
-				}
+			if isFact(rec.Subject) {
 				recs = append(recs, rec)
 			}
-			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-				return fmt.Errorf("fetch: %w", err)
-			}
-			if len(recs) == 0 {
-				continue
-			}
-			r, err := readmodel.Apply(ctx, store, recs)
-			if err != nil {
-				return err
-			}
-			res.Checkpoint = max(res.Checkpoint, r.Checkpoint)
-			res.Applied += len(r.Applied)
-			res.Skipped += len(r.Skipped)
 		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, 0, fmt.Errorf("fetch: %w", err)
+		}
+		return recs, pending, nil
+	}
+	// size asks for no more than is pending: Fetch returns when the batch
+	// is full, so a larger one would wait out FetchMaxWait.
+	size := func(pending uint64) int { return int(min(uint64(cfg.BatchSize), max(pending, 1))) }
+	apply := func(ctx context.Context, recs []readmodel.Record) error {
+		if len(recs) == 0 {
+			return nil
+		}
+		r, err := readmodel.Apply(ctx, store, recs)
+		if err != nil {
+			return err
+		}
+		res.Checkpoint = max(res.Checkpoint, r.Checkpoint)
+		res.Applied += len(r.Applied)
+		res.Skipped += len(r.Skipped)
 		return nil
 	}
-	if err := applyUntil(ctx, func(_, pending uint64) bool { return pending == 0 }); err != nil {
-		return res, err
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return res, fmt.Errorf("consumer info: %w", err)
+	}
+	// Until the stream is read, the next batch is fetched while this one is
+	// applied: NATS and the database work at the same time. One fetch at a
+	// time, so the ordered consumer sees no concurrent use.
+	type fetched struct {
+		recs    []readmodel.Record
+		pending uint64
+		err     error
+	}
+	prefetch := func(pending uint64) <-chan fetched {
+		ch := make(chan fetched, 1)
+		go func() {
+			recs, p, err := fetch(size(pending))
+			ch <- fetched{recs, p, err}
+		}()
+		return ch
+	}
+	var next <-chan fetched
+	if info.NumPending > 0 {
+		next = prefetch(info.NumPending)
+	}
+	for next != nil {
+		f := <-next
+		if f.err != nil {
+			return res, f.err
+		}
+		next = nil
+		if f.pending > 0 {
+			next = prefetch(f.pending)
+		}
+		if err := apply(ctx, f.recs); err != nil {
+			if next != nil {
+				<-next // no fetch outlives the rebuild
+			}
+			return res, err
+		}
 	}
 	cfg.Logger.InfoContext(ctx, "rebuild caught up, swapping in", "checkpoint", res.Checkpoint)
 	err = target.SwapIn(ctx, func(ctx context.Context, live uint64) error {
@@ -168,7 +207,27 @@ func rebuild(ctx context.Context, cfg RebuildConfig, target rebuildTarget) (Rebu
 		// the stream; the bound only guards against a stream that lost them.
 		ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 		defer cancel()
-		return applyUntil(ctx, func(cp, _ uint64) bool { return cp >= live })
+		pending := uint64(1)
+		for res.Checkpoint < live {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			recs, p, err := fetch(size(pending))
+			if err != nil {
+				return err
+			}
+			pending = p
+			if err := apply(ctx, recs); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return res, err
+}
+
+// isFact reports whether subject holds events (event.SubjectsFacts) rather
+// than claims.
+func isFact(subject string) bool {
+	return strings.HasPrefix(subject, "dsync.ev.") || strings.HasPrefix(subject, "dsync.org.")
 }

@@ -23,7 +23,7 @@ import (
 )
 
 var readModelTables = []string{
-	"organizations", "directories", "users", "groups", "memberships",
+	"organizations", "directories", "users", "user_emails", "groups", "memberships",
 	"projector_checkpoint", "projector_skips", "projector_events",
 }
 

@@ -1088,9 +1088,12 @@ func (x *ListGroupsRequest) GetMinSequence() uint64 {
 
 // GroupWithCount is a group and its member count.
 type GroupWithCount struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	MemberCount   int64                  `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Group       *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberCount int64                  `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	// version is the stream sequence of the last event applied to the group
+	// itself (not its members).
+	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1135,6 +1138,13 @@ func (x *GroupWithCount) GetGroup() *Group {
 func (x *GroupWithCount) GetMemberCount() int64 {
 	if x != nil {
 		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *GroupWithCount) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
 	}
 	return 0
 }
@@ -1314,6 +1324,11 @@ type ScimQuery struct {
 	// The server caps it at its maximum page size.
 	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	// sort_by is a SCIM attribute path; empty sorts by id (creation order).
+	// Users sort by userName, displayName, name.familyName, emails.value,
+	// externalId, meta.created and meta.lastModified; groups by displayName,
+	// externalId, meta.created and meta.lastModified; ties go by id. An
+	// unknown attribute, or a filtered sort over more matches than the server
+	// sorts in memory, is INVALID_ARGUMENT.
 	SortBy         string `protobuf:"bytes,4,opt,name=sort_by,json=sortBy,proto3" json:"sort_by,omitempty"`
 	SortDescending bool   `protobuf:"varint,5,opt,name=sort_descending,json=sortDescending,proto3" json:"sort_descending,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1869,8 +1884,14 @@ type EventFilter struct {
 	OrganizationId string   `protobuf:"bytes,2,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
 	DirectoryId    string   `protobuf:"bytes,3,opt,name=directory_id,json=directoryId,proto3" json:"directory_id,omitempty"`
 	// range_start (inclusive) and range_end (exclusive) bound when events occurred.
-	RangeStart    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=range_start,json=rangeStart,proto3" json:"range_start,omitempty"`
-	RangeEnd      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	RangeStart *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=range_start,json=rangeStart,proto3" json:"range_start,omitempty"`
+	RangeEnd   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	// user_id keeps the events about that user: its own created, updated and
+	// deleted events and its group membership changes.
+	UserId string `protobuf:"bytes,6,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// group_id keeps the events about that group: its own events and its
+	// membership changes.
+	GroupId       string `protobuf:"bytes,7,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1938,6 +1959,20 @@ func (x *EventFilter) GetRangeEnd() *timestamppb.Timestamp {
 		return x.RangeEnd
 	}
 	return nil
+}
+
+func (x *EventFilter) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *EventFilter) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
 }
 
 type ListEventsRequest struct {
@@ -2267,10 +2302,11 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\fdirectory_id\x18\x01 \x01(\tR\vdirectoryId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\"\n" +
 	"\x04page\x18\x03 \x01(\v2\x0e.dsync.v1.PageR\x04page\x12!\n" +
-	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\"Z\n" +
+	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\"t\n" +
 	"\x0eGroupWithCount\x12%\n" +
 	"\x05group\x18\x01 \x01(\v2\x0f.dsync.v1.GroupR\x05group\x12!\n" +
-	"\fmember_count\x18\x02 \x01(\x03R\vmemberCount\"w\n" +
+	"\fmember_count\x18\x02 \x01(\x03R\vmemberCount\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"w\n" +
 	"\x12ListGroupsResponse\x120\n" +
 	"\x06groups\x18\x01 \x03(\v2\x18.dsync.v1.GroupWithCountR\x06groups\x12/\n" +
 	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"{\n" +
@@ -2318,14 +2354,16 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\fmin_sequence\x18\x05 \x01(\x04R\vminSequenceB\x05\n" +
 	"\x03key\"9\n" +
 	"\x11FindUsersResponse\x12$\n" +
-	"\x05users\x18\x01 \x03(\v2\x0e.dsync.v1.UserR\x05users\"\xe7\x01\n" +
+	"\x05users\x18\x01 \x03(\v2\x0e.dsync.v1.UserR\x05users\"\x9b\x02\n" +
 	"\vEventFilter\x12\x16\n" +
 	"\x06events\x18\x01 \x03(\tR\x06events\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12!\n" +
 	"\fdirectory_id\x18\x03 \x01(\tR\vdirectoryId\x12;\n" +
 	"\vrange_start\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"rangeStart\x127\n" +
-	"\trange_end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\brangeEnd\"\x89\x01\n" +
+	"\trange_end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\brangeEnd\x12\x17\n" +
+	"\auser_id\x18\x06 \x01(\tR\x06userId\x12\x19\n" +
+	"\bgroup_id\x18\a \x01(\tR\agroupId\"\x89\x01\n" +
 	"\x11ListEventsRequest\x12-\n" +
 	"\x06filter\x18\x01 \x01(\v2\x15.dsync.v1.EventFilterR\x06filter\x12\"\n" +
 	"\x04page\x18\x02 \x01(\v2\x0e.dsync.v1.PageR\x04page\x12!\n" +

@@ -127,9 +127,77 @@ func TestAdminCLI(t *testing.T) {
 	out = c.ok("webhook", "list")
 	require.Contains(t, out, rcv.URL+"/hook")
 	require.NotContains(t, out, ep["secret"].(string))
-	if r := c.run("webhook", "deliveries", ep["id"].(string)); r.err != nil {
-		require.Equal(t, admin.ExitNotAvailable, r.code, r.err)
-	}
+	epID := ep["id"].(string)
+
+	// Groups: one pushed by the IdP, listed with its member count, and its members.
+	status, _, grp := hc.do("POST", endpoint+"/Groups", token, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": "Engineering",
+		"members": []map[string]string{{"value": userID}},
+	})
+	require.Equal(t, http.StatusCreated, status, grp)
+	var groups map[string]any
+	require.Eventually(t, func() bool {
+		groups = c.json("group", "list", "--directory", dirID)
+		return len(groups["data"].([]any)) == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	g := groups["data"].([]any)[0].(map[string]any)
+	require.Equal(t, "Engineering", g["name"])
+	require.Regexp(t, `Engineering\s+1\s`, c.ok("group", "list", "--directory", dirID, "--search", "engin"))
+	require.Contains(t, c.ok("group", "members", g["id"].(string)), userID)
+
+	// Deliveries: the user's update is delivered; resend, recover, replay.
+	status, _, _ = hc.do("PATCH", endpoint+"/Users/"+userID, token, map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]any{{"op": "replace", "path": "title", "value": "Engineer"}},
+	})
+	require.Equal(t, http.StatusOK, status)
+	var dl map[string]any
+	require.Eventually(t, func() bool {
+		dl = c.json("webhook", "deliveries", epID, "--state", "succeeded", "--event", "dsync.user.updated")
+		return len(dl["data"].([]any)) == 1
+	}, 15*time.Second, 100*time.Millisecond)
+	dlvID := dl["data"].([]any)[0].(map[string]any)["id"].(string)
+	require.Contains(t, c.ok("webhook", "deliveries", epID), dlvID)
+	require.Contains(t, c.ok("webhook", "resend", epID, dlvID), dlvID)
+	require.Regexp(t, `recovered\s+0`, c.ok("webhook", "recover", epID, "--since", "1h"))
+	replay := c.json("webhook", "replay", epID, "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	require.Positive(t, replay["scheduled"], "the user's created and updated events are scheduled again")
+
+	// events tail: the directory's events from the start, then it stops.
+	out = c.ok("events", "tail", "--directory", dirID, "--from-start", "--count", "3")
+	require.Contains(t, out, "dsync.user.created")
+	require.Contains(t, out, userID)
+	tail := c.run("events", "tail", "--directory", dirID, "--event", "dsync.user.created", "--from-start", "--count", "1", "--json")
+	require.NoError(t, tail.err)
+	var first map[string]any
+	require.NoError(t, json.Unmarshal([]byte(tail.out), &first))
+	require.Equal(t, "dsync.user.created", first["event"])
+
+	// Token rotation: the new token works, the old one no longer does.
+	rot := c.json("directory", "rotate-token", dirID)
+	newToken := rot["scim"].(map[string]any)["bearer_token"].(string)
+	require.NotEqual(t, token, newToken)
+	status, _, _ = hc.do("GET", endpoint+"/Users", token, nil)
+	require.Equal(t, http.StatusUnauthorized, status)
+	status, _, _ = hc.do("GET", endpoint+"/Users", newToken, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, c.ok("directory", "rotate-token", dirID), "shown once")
+	rot = c.json("directory", "rotate-token", dirID)
+	newToken = rot["scim"].(map[string]any)["bearer_token"].(string)
+
+	// Pause: SCIM answers 503 until resumed.
+	require.Contains(t, c.ok("directory", "pause", dirID), "unlinked")
+	status, _, _ = hc.do("GET", endpoint+"/Users", newToken, nil)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Equal(t, "linked", c.json("directory", "resume", dirID)["state"])
+	status, _, _ = hc.do("GET", endpoint+"/Users", newToken, nil)
+	require.Equal(t, http.StatusOK, status)
+
+	// Delete needs --yes; then the token stops working.
+	require.Equal(t, admin.ExitUsage, c.run("directory", "delete", dirID).code)
+	require.Contains(t, c.ok("directory", "delete", dirID, "--yes"), "deleted "+dirID)
+	status, _, _ = hc.do("GET", endpoint+"/Users", newToken, nil)
+	require.Equal(t, http.StatusUnauthorized, status)
 
 	// Failures and their exit codes.
 	closed := func() string {
@@ -160,6 +228,8 @@ func TestAdminCLI(t *testing.T) {
 		{"missing argument", c, []string{"user", "get"}, admin.ExitUsage, "takes 1 argument"},
 		{"bad limit", c, []string{"directory", "list", "--limit", "500"}, admin.ExitUsage, "--limit"},
 		{"unknown flag", c, []string{"org", "list", "--frobnicate"}, admin.ExitUsage, "frobnicate"},
+		{"unknown delivery", c, []string{"webhook", "resend", epID, "whd_01JZ0000000000000000000000"}, admin.ExitNotFound, "not found"},
+		{"replay needs a start", c, []string{"webhook", "replay", epID}, admin.ExitUsage, "exactly one of"},
 	}
 	for _, f := range failures {
 		t.Run(f.name, func(t *testing.T) {

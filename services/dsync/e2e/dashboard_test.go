@@ -170,9 +170,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, user)
 	email := user["userName"].(string)
 	b.do(chromedp.WaitVisible(css(`#live-feed li[data-event="dsync.user.created"]`)))
+	// The SCIM request itself (status, dialect, redacted body) with the
+	// event it produced inside it, and then the webhook delivery of that
+	// event with its attempt — all without a reload.
+	b.do(
+		chromedp.WaitVisible(css(`#live-feed li.req[data-status="201"] li[data-event="dsync.user.created"]`)),
+		chromedp.WaitVisible(css(`#live-feed li[data-event="dsync.user.created"] li.delivery[data-state="succeeded"]`)),
+	)
+	attr, err := chromedp.Run(b.ctx, chromedp.AttributeValue(css(`#live-feed li.req[data-status="201"]`), "data-request"))
+	require.NoError(t, err)
+	reqID := attr.Value
 	feed := b.text("#live-feed")
 	require.Contains(t, feed, email)
 	require.Contains(t, feed, "scim · okta")
+	require.Contains(t, feed, "POST")
+	require.Contains(t, feed, "/Users")
+	require.Contains(t, feed, rcv.URL+"/hook")
+	require.Contains(t, feed, "HTTP 204")
+	require.True(t, strings.HasPrefix(reqID, "req_"), reqID)
+	b.do(chromedp.Click(css(`#live-feed li.req[data-status="201"] details.req-body summary`)))
 	b.screenshot("directory-live")
 
 	// The user's page, from the live feed's link.
@@ -183,7 +199,22 @@ func TestDashboardInBrowser(t *testing.T) {
 	attrs := b.text("main")
 	require.Contains(t, attrs, email)
 	require.Contains(t, attrs, `"userName"`)
+	// Its history links the event to the SCIM request that caused it.
+	require.Contains(t, attrs, reqID)
 	b.screenshot("user")
+	b.do(
+		chromedp.Click(css(`a[href$="/requests/`+reqID+`"]`)),
+		chromedp.WaitVisible(css("#caused-title")),
+	)
+	reqPage := b.text("main")
+	require.Contains(t, reqPage, "okta")
+	require.Contains(t, reqPage, "dsync.user.created")
+	require.NotContains(t, reqPage, token)
+	b.screenshot("scim-request")
+
+	// Settings and groups of the directory.
+	b.do(chromedp.Navigate(sys.HTTPURL+"/dashboard/directories/"+dirID+"/settings"), chromedp.WaitVisible(css("#settings-form")))
+	b.screenshot("directory-settings")
 
 	// The delivery is logged on the endpoint's page.
 	require.Eventually(t, func() bool { return len(rcv.received()) > 0 }, 15*time.Second, 50*time.Millisecond)
@@ -208,6 +239,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.do(chromedp.Navigate(sys.HTTPURL+"/dashboard/health"), chromedp.WaitVisible(css("#proj-title")))
 	health := b.text("main")
 	require.Contains(t, health, "Applied sequence")
+	require.Contains(t, health, "Delivery backlog")
+	require.Contains(t, health, "SCIM requests")
 	require.NotContains(t, health, "down")
 	b.screenshot("health")
 }

@@ -318,6 +318,8 @@ func TestRESTReadsAndDirectoryLifecycle(t *testing.T) {
 		{"unknown event", "GET", "/events?events=user.created", key, 422, "invalid_request_parameters"},
 		{"bad range", "GET", "/events?range_start=yesterday", key, 422, "invalid_request_parameters"},
 		{"expired event cursor", "GET", "/events?after=event_01ARZ3NDEKTSV4RRFFQ69G5FAV", key, 422, "invalid_request_parameters"},
+		{"bad user_id", "GET", "/events?user_id=directory_group_01ARZ3NDEKTSV4RRFFQ69G5FAV", key, 422, "invalid_request_parameters"},
+		{"bad group_id", "GET", "/events?group_id=nope", key, 422, "invalid_request_parameters"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			status, _, body := c.do(tt.method, base+tt.path, tt.key, nil)
@@ -339,6 +341,19 @@ func TestRESTReadsAndDirectoryLifecycle(t *testing.T) {
 	created := page["data"].([]any)[0].(map[string]any)
 	require.Equal(t, user["id"], created["data"].(map[string]any)["id"])
 	require.Equal(t, "scim", created["context"].(map[string]any)["source"])
+
+	// A user's history: every event about it, and nothing else.
+	status, _, page = c.do("GET", base+"/events?user_id="+user["id"].(string), key, nil)
+	require.Equal(t, 200, status, page)
+	history := page["data"].([]any)
+	require.NotEmpty(t, history)
+	require.Equal(t, created["id"], history[0].(map[string]any)["id"])
+	for _, ev := range history {
+		require.Contains(t, ev.(map[string]any)["event"], "dsync.user.", "only events about the user: %v", ev)
+	}
+	status, _, page = c.do("GET", base+"/events?user_id=directory_user_01ARZ3NDEKTSV4RRFFQ69G5FAV", key, nil)
+	require.Equal(t, 200, status, page)
+	require.Empty(t, page["data"])
 
 	// A rotated token replaces the old one at once.
 	status, _, rotated := c.do("POST", base+"/directories/"+dirID+"/token", key, nil)

@@ -175,6 +175,12 @@ type Outcome struct {
 	DisableReason   string
 }
 
+// Finished is an attempt and the outcome it led to, to be recorded.
+type Finished struct {
+	Attempt Attempt
+	Outcome Outcome
+}
+
 // DeliveryFilter narrows a list of deliveries; zero fields match all.
 type DeliveryFilter struct {
 	State         DeliveryState
@@ -211,6 +217,8 @@ type Store interface {
 	ListEndpoints(ctx context.Context, q ListQuery) ([]Endpoint, error)
 	// EnabledEndpoints returns every enabled endpoint.
 	EnabledEndpoints(ctx context.Context) ([]Endpoint, error)
+	// AllEndpoints returns every endpoint, enabled or disabled, by id.
+	AllEndpoints(ctx context.Context) ([]Endpoint, error)
 	// UpdateEndpoint writes e's URL, events, description, retry schedule,
 	// ordering, secrets and UpdatedAt (not its state); ErrNotFound when
 	// unknown.
@@ -263,6 +271,12 @@ type Store interface {
 	// (if unset) by a failure, and the endpoint is disabled when o says so.
 	// ErrNotFound when the delivery is unknown.
 	FinishAttempt(ctx context.Context, a Attempt, o Outcome) error
+	// FinishAttempts records each of fs as FinishAttempt does, in order and
+	// all in one transaction (group commit: one write for many attempts).
+	// A delivery that no longer exists (its endpoint was deleted) is
+	// skipped: recorded[i] is false for it. An error means nothing was
+	// recorded.
+	FinishAttempts(ctx context.Context, fs []Finished) (recorded []bool, err error)
 
 	// GetDelivery returns ErrNotFound when id is unknown.
 	GetDelivery(ctx context.Context, id string) (Delivery, error)

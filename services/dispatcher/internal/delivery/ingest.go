@@ -36,12 +36,17 @@ func newDelivery(ids *event.IDs, endpointID string, ev Event, now time.Time) Del
 }
 
 // Ingest stores ev and a pending, immediately due delivery for every
-// enabled endpoint subscribed to ev.Name. It is idempotent: ingesting the
-// same event again inserts nothing new for endpoints that already have it.
-// It returns the number of deliveries inserted. (A disabled endpoint gets
-// the events it missed when it is enabled again, from the stored events.)
+// endpoint subscribed to ev.Name. It is idempotent: ingesting the same event
+// again inserts nothing new for endpoints that already have it. It returns
+// the number of deliveries inserted.
+//
+// Disabled endpoints get their delivery too: it is not claimed while the
+// endpoint is disabled and becomes due when it is enabled again. Deciding
+// by the endpoint's state here instead would race with disabling it: an
+// event stored just after (or, redelivered, out of stream order) would be
+// neither delivered nor seen by the resume, which goes by stream sequence.
 func (in *Ingester) Ingest(ctx context.Context, ev Event) (int, error) {
-	endpoints, err := in.Store.EnabledEndpoints(ctx)
+	endpoints, err := in.Store.AllEndpoints(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("ingest %s: %w", ev.ID, err)
 	}

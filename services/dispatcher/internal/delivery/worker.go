@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -93,15 +92,35 @@ func (w *Worker) Notify() {
 	}
 }
 
+// maxRecordBatch bounds how many finished attempts one store transaction
+// records.
+const maxRecordBatch = 256
+
+// finished is an attempt that was made and awaits recording.
+type finished struct {
+	claim  Claim
+	result Result
+	Finished
+	observed func(Result, Outcome)
+}
+
 // Run claims and sends due deliveries until ctx is done, then waits for the
 // attempts in flight to be recorded and returns nil. Store errors are logged
 // and retried at the next poll: a database blip must not stop deliveries.
+//
+// Attempts are recorded by one recorder goroutine that writes every attempt
+// finished meanwhile in one transaction (group commit), so the store sees
+// one write per batch rather than one per attempt, and a slow write never
+// holds a sending goroutine.
 func (w *Worker) Run(ctx context.Context) error {
 	// Attempts in flight finish and are recorded even during shutdown
 	// (bounded by the sender's timeout); abandoning them would leave the
 	// receiver with a request we then send again after the lease expires.
 	attemptCtx := context.WithoutCancel(ctx)
-	done := make(chan struct{}, w.cfg.Concurrency)
+	results := make(chan finished, w.cfg.Concurrency)
+	done := make(chan int, w.cfg.Concurrency)
+	go w.record(attemptCtx, results, done)
+	defer close(results)
 	inflight := 0
 	tick := time.NewTicker(w.cfg.Poll)
 	defer tick.Stop()
@@ -114,35 +133,63 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			for _, c := range claims {
 				inflight++
-				go func() {
-					w.attempt(attemptCtx, c)
-					done <- struct{}{}
-				}()
+				go func() { results <- w.attempt(attemptCtx, c) }()
 			}
 		}
 		select {
 		case <-ctx.Done():
-			for ; inflight > 0; inflight-- {
-				<-done
+			for inflight > 0 {
+				inflight -= <-done
 			}
 			return nil
-		case <-done:
-			// A finished attempt frees a slot and may unblock the next
+		case n := <-done:
+			// Recorded attempts free slots and may unblock the next
 			// delivery of the same subject.
-			inflight--
+			inflight -= n
 		case <-w.wake:
 		case <-tick.C:
 		}
 	}
 }
 
-// attempt sends one claimed delivery and records the attempt.
-func (w *Worker) attempt(ctx context.Context, c Claim) {
+// record writes finished attempts in batches until results is closed,
+// reporting on done how many of them each batch settled.
+func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<- int) {
+	batch := make([]finished, 0, maxRecordBatch)
+	fs := make([]Finished, 0, maxRecordBatch)
+	for f := range results {
+		batch, fs = append(batch[:0], f), fs[:0]
+	drain:
+		for len(batch) < maxRecordBatch {
+			select {
+			case f, ok := <-results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, f)
+			default:
+				break drain
+			}
+		}
+		for _, f := range batch {
+			fs = append(fs, f.Finished)
+		}
+		recorded, err := w.cfg.Store.FinishAttempts(ctx, fs)
+		for i, f := range batch {
+			f.observed(f.result, f.Outcome)
+			w.logAttempt(ctx, f, err, err == nil && !recorded[i])
+		}
+		done <- len(batch)
+	}
+}
+
+// attempt sends one claimed delivery and decides what follows.
+func (w *Worker) attempt(ctx context.Context, c Claim) finished {
 	d := c.Delivery
 	number := d.Attempts + 1
-	done := func(Result, Outcome) {}
+	observed := func(Result, Outcome) {}
 	if w.cfg.Observer != nil {
-		ctx, done = w.cfg.Observer.Attempt(ctx, c)
+		ctx, observed = w.cfg.Observer.Attempt(ctx, c)
 	}
 	started := w.cfg.Now().UTC()
 	r := w.cfg.Sender.Send(ctx, c)
@@ -161,21 +208,22 @@ func (w *Worker) attempt(ctx context.Context, c Claim) {
 	case !r.Succeeded():
 		a.Error = fmt.Sprintf("unexpected status %d", r.StatusCode)
 	}
+	return finished{claim: c, result: r, Finished: Finished{Attempt: a, Outcome: o}, observed: observed}
+}
+
+// logAttempt logs what became of a recorded (or not) attempt.
+func (w *Worker) logAttempt(ctx context.Context, f finished, err error, gone bool) {
+	d, a, o, r := f.claim.Delivery, f.Attempt, f.Outcome, f.result
 	log := w.cfg.Log.With("delivery_id", d.ID, "endpoint_id", d.EndpointID, "event_id", d.EventID,
-		"attempt", number, "status_code", r.StatusCode, "latency_ms", r.Latency.Milliseconds())
-	err := w.cfg.Store.FinishAttempt(ctx, a, o)
-	done(r, o)
-	if err != nil {
-		// The lease expires and the delivery is attempted again: at least
-		// once, never lost. (An endpoint deleted meanwhile is not an error.)
-		if errors.Is(err, ErrNotFound) {
-			log.DebugContext(ctx, "delivery gone before its attempt was recorded")
-			return
-		}
-		log.ErrorContext(ctx, "record delivery attempt", "error", err)
-		return
-	}
+		"attempt", a.Number, "status_code", r.StatusCode, "latency_ms", r.Latency.Milliseconds())
 	switch {
+	case err != nil:
+		// The lease expires and the delivery is attempted again: at least
+		// once, never lost.
+		log.ErrorContext(ctx, "record delivery attempt", "error", err)
+	case gone:
+		// An endpoint deleted meanwhile is not an error.
+		log.DebugContext(ctx, "delivery gone before its attempt was recorded")
 	case o.State == DeliverySucceeded:
 		log.DebugContext(ctx, "webhook delivered")
 	case o.DisableEndpoint:

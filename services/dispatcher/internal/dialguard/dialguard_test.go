@@ -36,13 +36,54 @@ func TestAllowed(t *testing.T) {
 		{"100.64.0.1", false},
 		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
 		{"::ffff:10.0.0.1", false},
+		{"240.0.0.1", false},
+		{"198.18.0.1", false},
+		{"2001:db8::1", false},
+		{"fd00:ec2::254", false}, // AWS metadata over IPv6
 	}
+	devPolicy := dialguard.Policy{Allow: dialguard.Loopback}
 	for _, tc := range tests {
 		t.Run(tc.ip, func(t *testing.T) {
-			require.Equal(t, tc.want, dialguard.Allowed(netip.MustParseAddr(tc.ip), false))
-			require.True(t, dialguard.Allowed(netip.MustParseAddr(tc.ip), true))
+			ip := netip.MustParseAddr(tc.ip)
+			require.Equal(t, tc.want, dialguard.Policy{}.Allowed(ip))
+			require.True(t, dialguard.AllowPrivate.Allowed(ip))
+			require.Equal(t, tc.want || ip.Unmap().IsLoopback(), devPolicy.Allowed(ip), "dev allows loopback only")
 		})
 	}
+}
+
+func TestPolicyAllowNets(t *testing.T) {
+	nets, err := dialguard.ParseNets(" 10.1.0.0/16, 192.168.7.7 ,,fd12::/16")
+	require.NoError(t, err)
+	p := dialguard.Policy{Allow: nets}
+	for ip, want := range map[string]bool{
+		"10.1.2.3": true, "::ffff:10.1.2.3": true, "10.2.0.1": false, "192.168.7.7": true, "192.168.7.8": false,
+		"fd12::1": true, "fd13::1": false, "127.0.0.1": false, "8.8.8.8": true,
+	} {
+		require.Equal(t, want, p.Allowed(netip.MustParseAddr(ip)), ip)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "x", "10.0.0/8", "1.2.3.4/"} {
+		_, err := dialguard.ParseNets(bad)
+		require.Error(t, err, bad)
+	}
+	none, err := dialguard.ParseNets("")
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
+
+func FuzzParseNets(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "127.0.0.1, ::1/128", "", ",,", "::ffff:10.0.0.0/104", "1.2.3.4/40"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		nets, err := dialguard.ParseNets(s)
+		if err != nil {
+			return
+		}
+		for _, n := range nets {
+			require.True(t, n.IsValid())
+		}
+	})
 }
 
 // TestDialerRefusesLoopback dials a real loopback server through a guarded
@@ -54,8 +95,9 @@ func TestDialerRefusesLoopback(t *testing.T) {
 	require.NoError(t, err)
 	url := "http://localhost:" + port + "/"
 
-	for _, allow := range []bool{false, true} {
-		d := dialguard.NewDialer(allow, 5*time.Second)
+	for _, p := range []dialguard.Policy{{}, {Allow: dialguard.Loopback}, dialguard.AllowPrivate} {
+		allow := p.AllowAll || len(p.Allow) > 0
+		d := dialguard.NewDialer(p, 5*time.Second)
 		client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 		require.NoError(t, err)
@@ -71,9 +113,9 @@ func TestDialerRefusesLoopback(t *testing.T) {
 
 func TestValidateURL(t *testing.T) {
 	tests := []struct {
-		url          string
-		allowPrivate bool
-		ok           bool
+		url   string
+		allow bool // with dsync dev's policy: loopback allowed
+		ok    bool
 	}{
 		{"https://example.com/hook", false, true},
 		{"http://example.com:8080/hook?x=1", false, true},
@@ -89,13 +131,19 @@ func TestValidateURL(t *testing.T) {
 		{"http://localhost/", false, false},
 		{"http://localhost/", true, true},
 		{"http://[::1]/", false, false},
+		{"http://[::1]/", true, true},
+		{"http://10.0.0.1/", true, false},
 		{"http://169.254.169.254/latest", false, false},
 		{"http://%zz", false, false},
 		{"", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
-			_, err := dialguard.ValidateURL(tc.url, tc.allowPrivate)
+			p := dialguard.Policy{}
+			if tc.allow {
+				p.Allow = dialguard.Loopback
+			}
+			_, err := dialguard.ValidateURL(tc.url, p)
 			if tc.ok {
 				require.NoError(t, err)
 				return
@@ -110,7 +158,7 @@ func FuzzValidateURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		u, err := dialguard.ValidateURL(raw, false)
+		u, err := dialguard.ValidateURL(raw, dialguard.Policy{})
 		if err == nil {
 			require.Contains(t, []string{"http", "https"}, u.Scheme)
 			require.NotEmpty(t, u.Hostname())

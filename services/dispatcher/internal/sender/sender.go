@@ -35,8 +35,8 @@ var _ delivery.Sender = (*Sender)(nil)
 // guard and that does not follow redirects: a redirect could lead the
 // signed request somewhere the endpoint's owner did not register, and a
 // 3xx is reported to the customer as a failed attempt instead.
-func NewClient(allowPrivate bool) *http.Client {
-	dialer := dialguard.NewDialer(allowPrivate, 10*time.Second)
+func NewClient(p dialguard.Policy) *http.Client {
+	dialer := dialguard.NewDialer(p, 10*time.Second)
 	transport := &http.Transport{
 		Proxy:                 nil, // a proxy would dial on our behalf and bypass the guard
 		DialContext:           dialer.DialContext,

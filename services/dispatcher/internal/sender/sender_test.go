@@ -41,7 +41,7 @@ func TestSendSignsRequest(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	s := sender.New(sender.NewClient(true), 5*time.Second, nil)
+	s := sender.New(sender.NewClient(dialguard.AllowPrivate), 5*time.Second, nil)
 	r := s.Send(t.Context(), claim(srv.URL))
 	require.NoError(t, r.Err)
 	require.Equal(t, http.StatusAccepted, r.StatusCode)
@@ -90,7 +90,7 @@ func TestSendOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			t.Cleanup(srv.Close)
-			r := sender.New(sender.NewClient(true), 300*time.Millisecond, nil).Send(t.Context(), claim(srv.URL))
+			r := sender.New(sender.NewClient(dialguard.AllowPrivate), 300*time.Millisecond, nil).Send(t.Context(), claim(srv.URL))
 			require.Equal(t, tc.status, r.StatusCode)
 			require.Equal(t, tc.retryAfter, r.RetryAfter)
 			require.Equal(t, tc.errs, r.Err != nil)
@@ -104,7 +104,7 @@ func TestSendRefusesPrivateTargets(t *testing.T) {
 		t.Error("the guarded client must not reach a loopback server")
 	}))
 	t.Cleanup(srv.Close)
-	r := sender.New(sender.NewClient(false), 5*time.Second, nil).Send(t.Context(), claim(srv.URL))
+	r := sender.New(sender.NewClient(dialguard.Policy{}), 5*time.Second, nil).Send(t.Context(), claim(srv.URL))
 	require.ErrorIs(t, r.Err, dialguard.ErrForbiddenAddress)
 	require.Zero(t, r.StatusCode)
 }

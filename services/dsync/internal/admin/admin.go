@@ -31,11 +31,23 @@ Commands:
                                    rippling, cyberark, generic (or a WorkOS type such as "okta scim v2.0")
   directory list [--org <org_id>] [--search <text>] [--all]
   directory get <directory_id>
+  directory rotate-token <directory_id>   prints the new SCIM token once
+  directory pause|resume <directory_id>
+  directory delete <directory_id> --yes
+  group list --directory <directory_id> [--search <text>] [--all]
+  group members <group_id> [--all]
   user list --directory <directory_id> [--all]
   user get <user_id>
   webhook create <endpoint_url> [--event <name>]...
   webhook list [--all]
-  webhook deliveries <endpoint_id> [--all]
+  webhook deliveries <endpoint_id> [--state pending|succeeded|failed] [--event <name>] [--all]
+  webhook resend <endpoint_id> <delivery_id>
+  webhook recover <endpoint_id> --since <time>     failed deliveries since the time, again
+  webhook replay <endpoint_id> (--since <time> | --after <event_id>)
+  events tail [--directory <id>] [--org <id>] [--event <name>]... [--from-start] [--count <n>]
+                                   follows the Events API live until interrupted;
+                                   <time> is RFC 3339 (2025-01-02T03:04:05Z) or a
+                                   duration ago (90m, 24h)
   status                           the server's health checks
 
 Flags (anywhere on the line):
@@ -173,6 +185,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		name, rest = name+" "+rest[0], rest[1:]
 	}
 	c, ok := commands[name]
+	if !ok {
+		c, ok = opsCommands[name]
+	}
 	if !ok {
 		return usageError("unknown command %q", name)
 	}

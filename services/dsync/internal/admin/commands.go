@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // command is one `dsync admin <noun> <verb>`.
@@ -26,6 +27,11 @@ type command struct {
 type spec struct {
 	name, org, typ, search, directory string
 	domains, events                   multi
+	// Operations (ops.go).
+	state, event, since string
+	yes, fromStart      bool
+	count               int
+	interval            time.Duration
 }
 
 func noFlags(*flag.FlagSet) *spec { return &spec{} }
@@ -103,13 +109,6 @@ var commands = map[string]command{
 			return err
 		}
 		return printList(o, l, []column{{"ID", "id"}, {"URL", "url"}, {"EVENTS", "events"}, {"STATE", "state"}, {"CREATED", "created_at"}})
-	}},
-	"webhook deliveries": {nargs: 1, flags: noFlags, run: func(ctx context.Context, c *client, o *options, _ *spec, args []string) error {
-		l, err := c.list(ctx, o, "/webhook_endpoints/"+url.PathEscape(args[0])+"/deliveries", nil)
-		if err != nil {
-			return err
-		}
-		return printList(o, l, []column{{"ID", "id"}, {"EVENT", "event"}, {"STATE", "state"}, {"ATTEMPTS", "attempts"}, {"LAST_STATUS", "last_status_code"}, {"CREATED", "created_at"}})
 	}},
 }
 

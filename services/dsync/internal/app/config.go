@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dsync-dev/dsync/services/dispatcher"
 )
 
 // Targets that `dsync serve --target` accepts.
@@ -47,7 +50,15 @@ type Config struct {
 	EventRetention string
 
 	AllowPrivateWebhooks bool
-	Demo                 bool
+	// WebhookAllowNets are comma-separated networks webhooks may reach
+	// although private (dev: loopback).
+	WebhookAllowNets string
+	// WebhookTimeout bounds each webhook attempt (a Go duration).
+	WebhookTimeout string
+	// WebhookDisableAfter disables an endpoint failing every attempt for
+	// that long (a Go duration, or "never").
+	WebhookDisableAfter string
+	Demo                bool
 
 	LogLevel  string
 	LogFormat string
@@ -75,6 +86,9 @@ func settings(c *Config, dev bool) []setting {
 		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL},
 		{"dashboard-password", "DSYNC_DASHBOARD_PASSWORD", "", "operator password for the dashboard (alternative to the API key)", &c.DashboardPassword},
 		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events: a duration such as 720h, or "forever"`, &c.EventRetention},
+		{"webhook-allow-nets", "DSYNC_WEBHOOK_ALLOW_NETS", ifElse(dev, "127.0.0.0/8,::1/128", ""), "comma-separated networks (CIDR) webhooks may reach although private, loopback or reserved", &c.WebhookAllowNets},
+		{"webhook-timeout", "DSYNC_WEBHOOK_TIMEOUT", "15s", "time a webhook receiver has to answer 2xx", &c.WebhookTimeout},
+		{"webhook-disable-after", "DSYNC_WEBHOOK_DISABLE_AFTER", "120h", `disable a webhook endpoint whose attempts have all failed this long ("never": keep retrying)`, &c.WebhookDisableAfter},
 		{"log-level", "DSYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "DSYNC_LOG_FORMAT", ifElse(dev, "text", "json"), "text or json", &c.LogFormat},
 	}
@@ -99,8 +113,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		}
 		fs.StringVar(s.target, s.flag, def, s.usage+" ($"+s.env+")")
 	}
-	allowPrivate := boolEnv(getenv, "DSYNC_ALLOW_PRIVATE_WEBHOOKS", dev)
-	fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", allowPrivate, "deliver webhooks to loopback, private and link-local addresses ($DSYNC_ALLOW_PRIVATE_WEBHOOKS)")
+	allowPrivate := boolEnv(getenv, "DSYNC_ALLOW_PRIVATE_WEBHOOKS", false)
+	fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", allowPrivate, "deliver webhooks to any address, loopback, private and link-local included ($DSYNC_ALLOW_PRIVATE_WEBHOOKS)")
 	fs.BoolVar(&c.Demo, "demo", boolEnv(getenv, "DSYNC_DEMO", dev), "on first start, create a demo organization and Okta directory and print its credentials ($DSYNC_DEMO)")
 	if !dev {
 		target := getenv("DSYNC_TARGET")
@@ -141,6 +155,9 @@ func (c Config) validate() error {
 		}
 	}
 	if _, err := c.eventRetention(); err != nil {
+		return err
+	}
+	if _, err := c.webhookSettings(); err != nil {
 		return err
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
@@ -186,4 +203,35 @@ func (c Config) eventRetention() (time.Duration, error) {
 		return 0, fmt.Errorf("event retention %q: want a positive duration such as 720h, or \"forever\"", c.EventRetention)
 	}
 	return d, nil
+}
+
+// webhookSettings are the dispatcher's settings from WebhookAllowNets,
+// WebhookTimeout and WebhookDisableAfter.
+type webhookSettings struct {
+	allowNets    []netip.Prefix
+	timeout      time.Duration
+	disableAfter time.Duration // negative: never
+}
+
+func (c Config) webhookSettings() (webhookSettings, error) {
+	var w webhookSettings
+	var err error
+	if w.allowNets, err = dispatcher.ParseNets(c.WebhookAllowNets); err != nil {
+		return w, fmt.Errorf("webhook allow nets: %w", err)
+	}
+	if c.WebhookTimeout != "" {
+		if w.timeout, err = time.ParseDuration(c.WebhookTimeout); err != nil || w.timeout <= 0 {
+			return w, fmt.Errorf("webhook timeout %q: want a positive duration such as 15s", c.WebhookTimeout)
+		}
+	}
+	switch c.WebhookDisableAfter {
+	case "":
+	case "never":
+		w.disableAfter = -1
+	default:
+		if w.disableAfter, err = time.ParseDuration(c.WebhookDisableAfter); err != nil || w.disableAfter <= 0 {
+			return w, fmt.Errorf("webhook disable after %q: want a positive duration such as 120h, or \"never\"", c.WebhookDisableAfter)
+		}
+	}
+	return w, nil
 }

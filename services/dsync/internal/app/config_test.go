@@ -27,7 +27,8 @@ func TestParseConfig(t *testing.T) {
 				require.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
 				require.Equal(t, "./data", c.DataDir)
 				require.Empty(t, c.NATSURL, "dev runs NATS in-process")
-				require.True(t, c.AllowPrivateWebhooks)
+				require.False(t, c.AllowPrivateWebhooks, "dev allows loopback only (WebhookAllowNets)")
+				require.Equal(t, "127.0.0.0/8,::1/128", c.WebhookAllowNets)
 				require.True(t, c.Demo)
 				require.Equal(t, TargetAll, c.Target)
 			},

@@ -166,6 +166,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 		run(consumers, "projector", func(ctx context.Context) error { return projector.Run(ctx, pcfg) })
 	}
 	if cfg.runs(TargetDispatcher) {
+		wh, err := cfg.webhookSettings()
+		if err != nil {
+			return nil, err
+		}
 		dispatcherLis, err = net.Listen("tcp", cfg.DispatcherGRPCAddr)
 		if err != nil {
 			return nil, fmt.Errorf("dispatcher listen: %w", err)
@@ -176,6 +180,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 			NATS:                nc,
 			GRPCListener:        dispatcherLis,
 			AllowPrivateTargets: cfg.AllowPrivateWebhooks,
+			AllowNets:           wh.allowNets,
+			RequestTimeout:      wh.timeout,
+			DisableAfter:        wh.disableAfter,
 		}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			dcfg.SQLitePath = filepath.Join(cfg.DataDir, "dispatcher.db")

@@ -88,6 +88,8 @@ type Dashboard struct {
 	sessions  *sessionStore
 	limiter   *loginLimiter
 	mux       *http.ServeMux
+	// stats keeps the SCIM request log and the throughput counters.
+	stats *stats
 	// done ends the live streams: Run's context is cancelled before the
 	// HTTP server drains, and a stream never ends by itself.
 	done <-chan struct{}
@@ -132,6 +134,17 @@ func New(ctx context.Context, cfg Config) (*Dashboard, error) {
 		limiter:   newLoginLimiter(cfg.Now),
 		done:      ctx.Done(),
 	}
+	d.stats = newStats(cfg.Now)
+	subs, err := d.stats.subscribe(cfg.NATS)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		<-ctx.Done()
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
 	if cfg.Password != "" {
 		d.pwSum = sha256.Sum256([]byte(cfg.Password))
 	}
@@ -161,11 +174,19 @@ func (d *Dashboard) routes() *http.ServeMux {
 	page("POST /dashboard/webhooks", d.createWebhook)
 	page("GET /dashboard/webhooks/{id}", d.webhook)
 	page("GET /dashboard/health", d.health)
-	// Extension points, for APIs other issues add (each a new route here
-	// and a button on the directory or endpoint page): POST
-	// /dashboard/directories/{id}/{rotate-token,pause,resume,delete},
-	// GET /dashboard/groups/{id}, POST /dashboard/webhooks/{id}/{rotate,
-	// resend,recover,replay}, a user's event history from GET /events.
+	page("POST /dashboard/directories/{id}/rotate-token", d.rotateToken)
+	page("POST /dashboard/directories/{id}/pause", d.pauseDirectory)
+	page("POST /dashboard/directories/{id}/resume", d.resumeDirectory)
+	page("POST /dashboard/directories/{id}/delete", d.deleteDirectory)
+	page("GET /dashboard/directories/{id}/settings", d.settings)
+	page("POST /dashboard/directories/{id}/settings", d.saveSettings)
+	page("GET /dashboard/directories/{id}/groups", d.groups)
+	page("GET /dashboard/directories/{id}/requests/{rid}", d.scimRequest)
+	page("GET /dashboard/groups/{id}", d.group)
+	page("POST /dashboard/webhooks/{id}/secret", d.rotateSecret)
+	page("POST /dashboard/webhooks/{id}/deliveries/{did}/resend", d.resendDelivery)
+	page("POST /dashboard/webhooks/{id}/recover", d.recoverDeliveries)
+	page("POST /dashboard/webhooks/{id}/replay", d.replayEvents)
 	mux.Handle("/dashboard/", d.requireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, r, http.StatusNotFound, "Page not found", "There is no page at "+r.URL.Path+".")
 	})))

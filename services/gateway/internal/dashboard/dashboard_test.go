@@ -38,6 +38,12 @@ const (
 	epID      = "we_01JZ0000000000000000000000"
 	scimToken = "scim_token_shown_once_0123456789"
 	whSecret  = "whsec_dGhlIHNlY3JldCBpcyBuZXZlciByZW5kZXJlZA"
+	groupID   = "directory_group_01JZ0000000000000000000000"
+	eventID   = "event_01JZ0000000000000000000000"
+	reqID     = "req_01JZ0000000000000000000000"
+	dlvID     = "whd_01JZ0000000000000000000000"
+	newToken  = "scim_token_rotated_0123456789"
+	newSecret = "whsec_cm90YXRlZCBzZWNyZXQgc2hvd24gb25jZQ"
 )
 
 // fakeDirectories is the part of DirectoryService the dashboard reads.
@@ -56,6 +62,36 @@ func (fakeDirectories) GetOrganization(_ context.Context, req *dsyncv1.GetOrgani
 		return nil, status.Error(codes.NotFound, "no such organization")
 	}
 	return &dsyncv1.GetOrganizationResponse{Organization: &dsyncv1.Organization{Id: orgID, Name: "Acme"}}, nil
+}
+
+func (fakeDirectories) GetDirectory(_ context.Context, req *dsyncv1.GetDirectoryRequest) (*dsyncv1.GetDirectoryResponse, error) {
+	if req.GetId() != dirID {
+		return nil, status.Error(codes.NotFound, "no such directory")
+	}
+	return &dsyncv1.GetDirectoryResponse{Directory: &dsyncv1.Directory{
+		Id: dirID, OrganizationId: orgID, Name: "Acme Okta", Type: "okta scim v2.0",
+		State: dsyncv1.DirectoryState_DIRECTORY_STATE_ACTIVE, RateLimitPerSecond: 25,
+		RoleMapping: map[string]string{"Engineering": "developer"}, CreatedAt: timestamppb.Now(),
+	}}, nil
+}
+
+// userEvent is the user's creation, caused by SCIM request reqID.
+func userEvent() *dsyncv1.Event {
+	return &dsyncv1.Event{
+		Id: eventID, Type: dsyncv1.EventType_EVENT_TYPE_USER_CREATED, DirectoryId: dirID, OccurredAt: timestamppb.Now(),
+		Source:  &dsyncv1.Source{Api: "scim", Provider: "okta", RequestId: reqID},
+		Payload: &dsyncv1.Event_User{User: &dsyncv1.User{Id: userID, DirectoryId: dirID, Email: "ada@example.com"}},
+	}
+}
+
+func (fakeDirectories) ListEvents(context.Context, *dsyncv1.ListEventsRequest) (*dsyncv1.ListEventsResponse, error) {
+	other := &dsyncv1.Event{
+		Id: "event_01JZ0000000000000000000001", Type: dsyncv1.EventType_EVENT_TYPE_USER_CREATED, DirectoryId: dirID,
+		OccurredAt: timestamppb.Now(), Source: &dsyncv1.Source{Api: "scim"},
+		Payload: &dsyncv1.Event_User{User: &dsyncv1.User{Id: "directory_user_01JZ0000000000000000000001", Email: "someone.else@example.com"}},
+	}
+	return &dsyncv1.ListEventsResponse{Events: []*dsyncv1.SequencedEvent{{Sequence: 2, Event: other}, {Sequence: 1, Event: userEvent()}},
+		PageInfo: &dsyncv1.PageInfo{}}, nil
 }
 
 func (fakeDirectories) GetProjectionStatus(context.Context, *dsyncv1.GetProjectionStatusRequest) (*dsyncv1.GetProjectionStatusResponse, error) {
@@ -78,11 +114,18 @@ func (fakeWebhooks) GetEndpoint(_ context.Context, req *dsyncv1.GetEndpointReque
 	}}, nil
 }
 
+func (fakeWebhooks) ListEndpoints(context.Context, *dsyncv1.ListEndpointsRequest) (*dsyncv1.ListEndpointsResponse, error) {
+	return &dsyncv1.ListEndpointsResponse{Endpoints: []*dsyncv1.Endpoint{{
+		Id: epID, Url: "https://app.test/hook", Secret: whSecret, State: dsyncv1.EndpointState_ENDPOINT_STATE_ENABLED,
+	}}, PageInfo: &dsyncv1.PageInfo{}}, nil
+}
+
 func (fakeWebhooks) ListDeliveries(context.Context, *dsyncv1.ListDeliveriesRequest) (*dsyncv1.ListDeliveriesResponse, error) {
 	return &dsyncv1.ListDeliveriesResponse{Deliveries: []*dsyncv1.Delivery{{
-		Id: "whd_01JZ0000000000000000000000", EndpointId: epID, EventId: "event_01JZ0000000000000000000000",
+		Id: dlvID, EndpointId: epID, EventId: eventID,
 		Event: "dsync.user.created", State: dsyncv1.DeliveryState_DELIVERY_STATE_FAILED, Attempts: 3,
 		LastStatusCode: 500, LastError: "status 500", CreatedAt: timestamppb.Now(),
+		AttemptsLog: []*dsyncv1.DeliveryAttempt{{Number: 1, StartedAt: timestamppb.Now(), StatusCode: 500, Error: "status 500"}},
 	}}, PageInfo: &dsyncv1.PageInfo{}}, nil
 }
 
@@ -91,11 +134,19 @@ func (fakeWebhooks) ListDeliveries(context.Context, *dsyncv1.ListDeliveriesReque
 type restAPI struct {
 	mu    sync.Mutex
 	calls []string
+	// bodies are the JSON bodies sent, by "METHOD path".
+	bodies map[string]string
 }
 
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(strings.NewReader(string(body)))
 	a.mu.Lock()
 	a.calls = append(a.calls, r.Method+" "+r.URL.Path)
+	if a.bodies == nil {
+		a.bodies = map[string]string{}
+	}
+	a.bodies[r.Method+" "+r.URL.Path] = string(body)
 	a.mu.Unlock()
 	write := func(status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -119,7 +170,42 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	list := func(items ...any) map[string]any {
 		return map[string]any{"object": "list", "data": items, "list_metadata": map[string]any{"before": nil, "after": nil}}
 	}
+	group := map[string]any{"object": "directory_group", "id": groupID, "directory_id": dirID, "organization_id": orgID,
+		"idp_id": "00g1", "name": "Engineering", "member_count": 7, "raw_attributes": map[string]any{"displayName": "Engineering"},
+		"created_at": "2026-01-02T03:04:05.000Z", "updated_at": "2026-01-02T03:04:05.000Z"}
+	ep := map[string]any{"id": epID, "url": "https://app.test/hook", "events": []string{}, "state": "enabled"}
 	switch r.Method + " " + r.URL.Path {
+	case "POST /directories/" + dirID + "/token":
+		out := map[string]any{"scim": map[string]string{"endpoint": "http://gw.test/scim/v2/" + dirID, "bearer_token": newToken}}
+		for k, v := range dir {
+			out[k] = v
+		}
+		write(http.StatusOK, out)
+	case "POST /directories/" + dirID + "/pause", "POST /directories/" + dirID + "/resume", "PATCH /directories/" + dirID:
+		write(http.StatusOK, dir)
+	case "DELETE /directories/" + dirID:
+		w.WriteHeader(http.StatusAccepted)
+	case "GET /directory_groups":
+		write(http.StatusOK, list(group))
+	case "GET /directory_groups/" + groupID:
+		write(http.StatusOK, group)
+	case "GET /webhook_endpoints/" + epID:
+		ep["secret"] = whSecret // never rendered
+		write(http.StatusOK, ep)
+	case "GET /webhook_endpoints/" + epID + "/deliveries":
+		write(http.StatusOK, list(map[string]any{"id": dlvID, "event_id": eventID, "event": "dsync.user.created", "state": "failed",
+			"attempt_count": 1, "last_status_code": 500, "last_error": "status 500", "created_at": "2026-01-02T03:04:05.000Z",
+			"attempts": []any{map[string]any{"number": 1, "started_at": "2026-01-02T03:04:05.000Z", "status_code": 500,
+				"latency_ms": 12.5, "error": "status 500", "response_body": "upstream exploded"}}}))
+	case "POST /webhook_endpoints/" + epID + "/secret":
+		ep["secret"] = newSecret
+		write(http.StatusOK, ep)
+	case "POST /webhook_endpoints/" + epID + "/deliveries/" + dlvID + "/resend":
+		write(http.StatusAccepted, map[string]any{"id": dlvID})
+	case "POST /webhook_endpoints/" + epID + "/recover":
+		write(http.StatusAccepted, map[string]any{"recovered": 2})
+	case "POST /webhook_endpoints/" + epID + "/replay":
+		write(http.StatusAccepted, map[string]any{"scheduled": 3})
 	case "POST /organizations":
 		var body struct{ Name string }
 		_ = json.NewDecoder(r.Body).Decode(&body)
@@ -143,7 +229,7 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /directory_users/" + userID:
 		write(http.StatusOK, user)
 	case "GET /webhook_endpoints":
-		write(http.StatusOK, list(map[string]any{"id": epID, "url": "https://app.test/hook", "events": []string{}, "state": "enabled"}))
+		write(http.StatusOK, list(ep))
 	case "POST /webhook_endpoints":
 		write(http.StatusCreated, map[string]any{"id": epID, "url": "https://app.test/hook", "state": "enabled", "secret": whSecret})
 	default:
@@ -279,6 +365,19 @@ func TestEveryPageRequiresSession(t *testing.T) {
 		{"GET", "/dashboard/webhooks/" + epID},
 		{"GET", "/dashboard/health"},
 		{"GET", "/dashboard/no-such-page"},
+		{"GET", "/dashboard/directories/" + dirID + "/settings"},
+		{"GET", "/dashboard/directories/" + dirID + "/groups"},
+		{"GET", "/dashboard/directories/" + dirID + "/requests/" + reqID},
+		{"GET", "/dashboard/groups/" + groupID},
+		{"POST", "/dashboard/directories/" + dirID + "/rotate-token"},
+		{"POST", "/dashboard/directories/" + dirID + "/pause"},
+		{"POST", "/dashboard/directories/" + dirID + "/resume"},
+		{"POST", "/dashboard/directories/" + dirID + "/delete"},
+		{"POST", "/dashboard/directories/" + dirID + "/settings"},
+		{"POST", "/dashboard/webhooks/" + epID + "/secret"},
+		{"POST", "/dashboard/webhooks/" + epID + "/deliveries/" + dlvID + "/resend"},
+		{"POST", "/dashboard/webhooks/" + epID + "/recover"},
+		{"POST", "/dashboard/webhooks/" + epID + "/replay"},
 		{"POST", "/dashboard/organizations"},
 		{"POST", "/dashboard/directories"},
 		{"POST", "/dashboard/webhooks"},
@@ -330,7 +429,9 @@ func TestPagesHaveNoInlineScriptOrStyle(t *testing.T) {
 	csrf := b.signIn(apiKey)
 	pages := map[string]string{}
 	for _, p := range []string{"/dashboard/", "/dashboard/directories", "/dashboard/directories/new", "/dashboard/directories/" + dirID,
-		"/dashboard/users/" + userID, "/dashboard/webhooks", "/dashboard/webhooks/" + epID, "/dashboard/health"} {
+		"/dashboard/users/" + userID, "/dashboard/webhooks", "/dashboard/webhooks/" + epID, "/dashboard/health",
+		"/dashboard/directories/" + dirID + "/settings", "/dashboard/directories/" + dirID + "/groups",
+		"/dashboard/groups/" + groupID, "/dashboard/directories/" + dirID + "/requests/" + reqID} {
 		resp, body := b.do("GET", p, nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, p+": "+body)
 		pages[p] = body
@@ -535,6 +636,7 @@ func TestWebhookSecretShownOnce(t *testing.T) {
 	_, page := b.do("GET", "/dashboard/webhooks/"+epID, nil)
 	require.Contains(t, page, "dsync.user.created")
 	require.Contains(t, page, "status 500")
+	require.Contains(t, page, "upstream exploded", "each attempt's response is shown")
 }
 
 func TestPagesRender(t *testing.T) {
@@ -601,19 +703,80 @@ func TestLiveStream(t *testing.T) {
 	publish("directory_01JZ9999999999999999999999", "directory_user_01JZ00000000000000000000AA", "other@example.com")
 	publish(dirID, userID, "grace@example.com")
 
-	select {
-	case fr := <-frames:
-		require.Equal(t, "event", fr.name)
-		var le dashboard.LiveEvent
-		require.NoError(t, json.Unmarshal([]byte(fr.data), &le))
-		require.Equal(t, "dsync.user.created", le.Event)
-		require.Equal(t, "grace@example.com", le.Label)
-		require.Equal(t, "/dashboard/users/"+userID, le.URL)
-		require.Equal(t, "okta", le.Provider)
-		require.Equal(t, "active", le.State)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event on the live stream")
+	// next returns the next frame of that name whose data contains want.
+	next := func(name, want string) frame {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case fr, ok := <-frames:
+				require.True(t, ok, "stream ended")
+				if fr.name == name && strings.Contains(fr.data, want) {
+					return fr
+				}
+			case <-deadline:
+				t.Fatalf("no %s frame with %q on the live stream", name, want)
+			}
+		}
 	}
+	var le dashboard.LiveEvent
+	require.NoError(t, json.Unmarshal([]byte(next("event", "grace@example.com").data), &le))
+	require.Equal(t, "dsync.user.created", le.Event)
+	require.Equal(t, "grace@example.com", le.Label)
+	require.Equal(t, "/dashboard/users/"+userID, le.URL)
+	require.Equal(t, "okta", le.Provider)
+	require.Equal(t, "active", le.State)
+
+	// A SCIM request recorded by any gateway replica arrives as a request.
+	rec, err := json.Marshal(dashboard.SCIMRequest{ID: "req_01JZ0000000000000000000009", DirectoryID: dirID, Method: "POST",
+		Path: "/scim/v2/" + dirID + "/Users", Status: 201, LatencyMS: 3.5, Provider: "okta", Body: `{"userName":"grace"}`})
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish(dashboard.RequestSubject(dirID), rec))
+	var got dashboard.SCIMRequest
+	require.NoError(t, json.Unmarshal([]byte(next("request", "req_01JZ0000000000000000000009").data), &got))
+	require.Equal(t, 201, got.Status)
+	require.Equal(t, "okta", got.Provider)
+}
+
+// The live view starts with the directory's recent requests and events,
+// and follows the deliveries of those events with their attempts.
+func TestLiveStreamPrefillAndDeliveries(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t)
+	b.signIn(apiKey)
+	nc := f.nats.Connect(t)
+	rec, err := json.Marshal(dashboard.SCIMRequest{ID: reqID, DirectoryID: dirID, Method: "POST", Path: "/scim/v2/" + dirID + "/Users", Status: 201})
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish(dashboard.RequestSubject(dirID), rec))
+	require.NoError(t, nc.Flush())
+	// The request log is fed asynchronously: wait until it holds it.
+	require.Eventually(t, func() bool {
+		_, page := b.do("GET", "/dashboard/directories/"+dirID+"/requests/"+reqID, nil)
+		return strings.Contains(page, "What the identity provider sent") && !strings.Contains(page, "no longer in the request log")
+	}, 5*time.Second, 20*time.Millisecond)
+
+	req, err := http.NewRequestWithContext(t.Context(), "GET", f.srv.URL+"/dashboard/directories/"+dirID+"/live", nil)
+	require.NoError(t, err)
+	stream, err := (&http.Client{Jar: b.c.Jar}).Do(req)
+	require.NoError(t, err)
+	defer stream.Body.Close()
+	var names []string
+	seen := map[string]string{}
+	for fr := range readFrames(stream.Body) {
+		names = append(names, fr.name)
+		seen[fr.name] = fr.data
+		if fr.name == "delivery" {
+			break
+		}
+	}
+	require.Equal(t, []string{"ready", "request", "event", "event", "delivery"}, names)
+	require.Contains(t, seen["request"], reqID)
+	var dv dashboard.LiveDelivery
+	require.NoError(t, json.Unmarshal([]byte(seen["delivery"]), &dv))
+	require.Equal(t, eventID, dv.EventID)
+	require.Equal(t, "https://app.test/hook", dv.EndpointURL)
+	require.Len(t, dv.Attempts, 1)
+	require.Equal(t, int32(500), dv.Attempts[0].StatusCode)
 }
 
 type frame struct{ name, data string }

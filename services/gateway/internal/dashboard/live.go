@@ -86,14 +86,13 @@ func NewLiveEvent(ev *dsyncv1.Event) LiveEvent {
 	return le
 }
 
-// liveStream streams a directory's events as server-sent events, as they
-// are appended. It is a core NATS subscription: it sees what happens while
-// the page is open, which is what a live view is; history is the Events
-// API's job.
-//
-// Extension point: when the Events API exists (issue 4), prefill the feed
-// from GET /events?directory_id=…&order=desc, and with the SCIM request log
-// and delivery attempts once those are published.
+// liveStream streams a directory's activity as server-sent events: each
+// SCIM request as it is served ("request", from the request log on core
+// NATS), each event as it is appended ("event", a core NATS subscription
+// to the directory's event subjects) and each webhook delivery of those
+// events with its attempts ("delivery", polled from the dispatcher while
+// deliveries are under way). The stream starts with the directory's last
+// requests and events, so the page is not empty when it opens.
 func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	// The id becomes part of a subject: only a well-formed directory id may,
@@ -104,25 +103,34 @@ func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 
-	events := make(chan *nats.Msg, liveBuffer)
+	msgs := make(chan *nats.Msg, liveBuffer)
 	var dropped atomic.Int64
-	sub, err := d.cfg.NATS.Subscribe(event.DirectoryEventsSubject(id), func(m *nats.Msg) {
+	enqueue := func(m *nats.Msg) {
 		select {
-		case events <- m:
+		case msgs <- m:
 		default:
 			dropped.Add(1)
 		}
-	})
-	if err != nil {
-		d.logError(r, "live subscribe", err)
-		http.Error(w, "live view unavailable", http.StatusServiceUnavailable)
-		return
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	// Flush makes the subscription known to the server before the browser
+	var subs []*nats.Subscription
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	for _, subject := range []string{event.DirectoryEventsSubject(id), RequestSubject(id)} {
+		sub, err := d.cfg.NATS.Subscribe(subject, enqueue)
+		if err != nil {
+			d.logError(r, "live subscribe", err)
+			http.Error(w, "live view unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		subs = append(subs, sub)
+	}
+	// Flush makes the subscriptions known to the server before the browser
 	// is told it is live: an event appended after "ready" is never missed.
 	fctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	err = d.cfg.NATS.FlushWithContext(fctx)
+	err := d.cfg.NATS.FlushWithContext(fctx)
 	cancel()
 	if err != nil {
 		d.logError(r, "live subscribe flush", err)
@@ -152,9 +160,35 @@ func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	tracker := newDeliveryTracker(d.cfg.Now)
+	// The recent past, oldest first (the page puts each new item on top).
+	recent := d.stats.recent(id, livePrefill)
+	for i := len(recent) - 1; i >= 0; i-- {
+		if send("request", recent[i]) != nil {
+			return
+		}
+	}
+	for _, ev := range d.recentEvents(r.Context(), id) {
+		tracker.track(ev.GetId(), ev.GetOccurredAt().AsTime())
+		if send("event", NewLiveEvent(ev)) != nil {
+			return
+		}
+	}
+
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	poll := time.NewTicker(deliveryPoll)
+	defer poll.Stop()
+	pollNow := true
 	for {
+		if pollNow {
+			pollNow = false
+			for _, dv := range tracker.poll(r.Context(), d.cfg.Webhooks) {
+				if send("delivery", dv) != nil {
+					return
+				}
+			}
+		}
 		select {
 		case <-r.Context().Done():
 			return
@@ -164,19 +198,58 @@ func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request) {
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
-		case m := <-events:
+		case <-poll.C:
+			pollNow = tracker.active()
+		case m := <-msgs:
 			if n := dropped.Swap(0); n > 0 {
 				if send("dropped", map[string]int64{"count": n}) != nil {
 					return
 				}
 			}
+			if m.Subject == RequestSubject(id) {
+				var req SCIMRequest
+				if json.Unmarshal(m.Data, &req) == nil && send("request", req) != nil {
+					return
+				}
+				continue
+			}
 			ev, err := event.Decode(m.Data)
 			if err != nil {
 				continue // not an event; the consumers terminate it
 			}
+			tracker.track(ev.GetId(), d.cfg.Now())
 			if send("event", NewLiveEvent(ev)) != nil {
 				return
 			}
 		}
 	}
+}
+
+const (
+	// livePrefill is how many recent requests and events a live view
+	// starts with.
+	livePrefill = 20
+	// deliveryPoll is how often a live view asks the dispatcher about the
+	// deliveries of the events it shows, while any may still change.
+	deliveryPoll = 2 * time.Second
+)
+
+// recentEvents returns the directory's last events, oldest first; none
+// when the read model cannot say (the live part still works).
+func (d *Dashboard) recentEvents(ctx context.Context, dirID string) []*dsyncv1.Event {
+	resp, err := d.cfg.Directories.ListEvents(ctx, &dsyncv1.ListEventsRequest{
+		Filter: &dsyncv1.EventFilter{DirectoryId: dirID},
+		Page:   &dsyncv1.Page{Limit: livePrefill, Order: dsyncv1.Order_ORDER_DESC},
+	})
+	if err != nil {
+		return nil
+	}
+	evs := resp.GetEvents()
+	out := make([]*dsyncv1.Event, 0, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].GetEvent().GetDirectoryId() == dirID || evs[i].GetEvent().GetDirectoryId() == "" {
+			out = append(out, evs[i].GetEvent())
+		}
+	}
+	return out
 }

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -199,7 +198,7 @@ func (d *Dashboard) directories(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	d.render(w, r, http.StatusOK, "directories", page{Title: "Directories", Nav: "directories", Data: directoriesData{
+	d.render(w, r, http.StatusOK, "directories", page{Title: "Directories", Nav: "directories", Flash: flashFor(r), Data: directoriesData{
 		Directories: dirs.Data, OrgNames: orgNames(orgs), Search: search,
 		Pager: pager{Before: dirs.before(), After: dirs.after(), Base: base},
 	}})
@@ -244,6 +243,8 @@ type credentialsData struct {
 	Provider  Provider
 	Endpoint  string
 	Token     string
+	// Rotated is set when the token replaces the directory's previous one.
+	Rotated bool
 }
 
 // createDirectory creates the directory and shows its bearer token, this
@@ -317,7 +318,7 @@ func (d *Dashboard) directory(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	d.render(w, r, http.StatusOK, "directory", page{Title: dir.Name, Nav: "directories", Data: data})
+	d.render(w, r, http.StatusOK, "directory", page{Title: dir.Name, Nav: "directories", Flash: flashFor(r), Data: data})
 }
 
 // Search limits: a search shows at most searchResults matches, and scans
@@ -384,6 +385,10 @@ type userData struct {
 	Groups []workos.DirectoryGroup
 	Custom string
 	Raw    string
+	// History is every event about the user, newest first; HistoryOK is
+	// false when the read model could not list them.
+	History   []historyItem
+	HistoryOK bool
 }
 
 func (d *Dashboard) user(w http.ResponseWriter, r *http.Request) {
@@ -404,8 +409,10 @@ func (d *Dashboard) user(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = firstNonEmpty(deref(u.Email), deref(u.Username), u.ID)
 	}
+	history, ok := d.userHistory(r.Context(), u)
 	d.render(w, r, http.StatusOK, "user", page{Title: name, Nav: "directories", Data: userData{
 		User: u, Directory: dir, Groups: groupsOf(u), Custom: prettyJSON(u.CustomAttributes), Raw: prettyJSON(u.RawAttributes),
+		History: history, HistoryOK: ok,
 	}})
 }
 
@@ -465,6 +472,10 @@ func (d *Dashboard) renderWebhooks(w http.ResponseWriter, r *http.Request, statu
 
 type webhookCreatedData struct {
 	Endpoint endpoint
+	// Rotated is set when the secret replaces the endpoint's previous one,
+	// which keeps signing for Grace.
+	Rotated bool
+	Grace   string
 }
 
 // createWebhook registers an endpoint and shows its signing secret this
@@ -489,62 +500,6 @@ func (d *Dashboard) createWebhook(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusCreated, "webhook_created", page{Title: "Endpoint created", Nav: "webhooks", Data: webhookCreatedData{Endpoint: ep}})
 }
 
-type deliveryView struct {
-	ID, EventID, Event, State, LastError string
-	Attempts, LastStatus                 int32
-	NextAttempt, Created                 string
-}
-
-type webhookData struct {
-	Endpoint   endpoint
-	Deliveries []deliveryView
-	Pager      pager
-}
-
-// webhook shows an endpoint and its delivery log. Both come from the
-// dispatcher's gRPC API: the REST API has no deliveries yet (issue 5 adds
-// GET /webhook_endpoints/{id}/deliveries; switch to it then).
-func (d *Dashboard) webhook(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !event.ValidID(id, event.PrefixEndpoint) {
-		d.renderError(w, r, http.StatusNotFound, "Not found", "There is no webhook endpoint "+id+".")
-		return
-	}
-	got, err := d.cfg.Webhooks.GetEndpoint(r.Context(), &dsyncv1.GetEndpointRequest{Id: id})
-	if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	e := got.GetEndpoint()
-	state := "enabled"
-	if e.GetState() == dsyncv1.EndpointState_ENDPOINT_STATE_DISABLED {
-		state = "disabled"
-	}
-	// The secret in the gRPC answer is deliberately not copied.
-	ep := endpoint{ID: e.GetId(), URL: e.GetUrl(), Events: e.GetEvents(), State: state, CreatedAt: workos.FormatTime(e.GetCreatedAt().AsTime())}
-	pg := &dsyncv1.Page{Limit: pageSize, Order: dsyncv1.Order_ORDER_DESC}
-	q := cursorQuery(r, url.Values{})
-	pg.After, pg.Before = q.Get("after"), q.Get("before")
-	dl, err := d.cfg.Webhooks.ListDeliveries(r.Context(), &dsyncv1.ListDeliveriesRequest{EndpointId: id, Page: pg})
-	if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	data := webhookData{Endpoint: ep, Pager: pager{Before: dl.GetPageInfo().GetBefore(), After: dl.GetPageInfo().GetAfter(), Base: url.Values{}}}
-	for _, x := range dl.GetDeliveries() {
-		v := deliveryView{
-			ID: x.GetId(), EventID: x.GetEventId(), Event: x.GetEvent(), State: deliveryState(x.GetState()),
-			LastError: x.GetLastError(), Attempts: x.GetAttempts(), LastStatus: x.GetLastStatusCode(),
-			Created: workos.FormatTime(x.GetCreatedAt().AsTime()),
-		}
-		if x.GetNextAttemptAt() != nil && x.GetState() == dsyncv1.DeliveryState_DELIVERY_STATE_PENDING {
-			v.NextAttempt = workos.FormatTime(x.GetNextAttemptAt().AsTime())
-		}
-		data.Deliveries = append(data.Deliveries, v)
-	}
-	d.render(w, r, http.StatusOK, "webhook", page{Title: "Endpoint " + ep.ID, Nav: "webhooks", Data: data})
-}
-
 func deliveryState(s dsyncv1.DeliveryState) string {
 	switch s {
 	case dsyncv1.DeliveryState_DELIVERY_STATE_PENDING:
@@ -555,52 +510,4 @@ func deliveryState(s dsyncv1.DeliveryState) string {
 		return "failed"
 	}
 	return "unknown"
-}
-
-type check struct {
-	Name, State, Detail string
-}
-
-type healthData struct {
-	Status    string
-	Checks    []check
-	Applied   uint64
-	Stream    uint64
-	Lag       uint64
-	StatusErr string
-}
-
-// health shows /healthz's checks and the projector's progress.
-func (d *Dashboard) health(w http.ResponseWriter, r *http.Request) {
-	var hz struct {
-		Status string            `json:"status"`
-		Checks map[string]string `json:"checks"`
-	}
-	err := d.call(r.Context(), http.MethodGet, "/healthz", nil, nil, &hz)
-	if ae, ok := asAPIError(err); ok && ae.Status == http.StatusServiceUnavailable {
-		// /healthz answers 503 with the failed checks in its body.
-		_ = json.Unmarshal(ae.Body, &hz)
-		hz.Status = "unavailable"
-	} else if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	data := healthData{Status: hz.Status}
-	for _, name := range []string{"nats", "stream", "projector", "dispatcher"} {
-		c := check{Name: name, State: "ok"}
-		if msg, bad := hz.Checks[name]; bad {
-			c.State, c.Detail = "down", msg
-		}
-		data.Checks = append(data.Checks, c)
-	}
-	ps, err := d.cfg.Directories.GetProjectionStatus(r.Context(), &dsyncv1.GetProjectionStatusRequest{})
-	if err != nil {
-		data.StatusErr = "The projector did not report its progress."
-	} else {
-		data.Applied, data.Stream = ps.GetAppliedSequence(), ps.GetStreamSequence()
-		if data.Stream > data.Applied {
-			data.Lag = data.Stream - data.Applied
-		}
-	}
-	d.render(w, r, http.StatusOK, "health", page{Title: "Health", Nav: "health", Data: data})
 }

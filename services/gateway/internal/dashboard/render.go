@@ -34,6 +34,7 @@ var funcs = template.FuncMap{
 	"provider":   providerFor,
 	"stateClass": stateClass,
 	"join":       strings.Join,
+	"list3":      func(a, b, c string) []string { return []string{a, b, c} },
 	"deref": func(s *string) string {
 		if s == nil {
 			return ""

@@ -45,6 +45,14 @@ type Entry struct {
 	Event   *dsyncv1.Event
 }
 
+// Write is one event of an atomic batch: it is stored only if its subject's
+// last sequence is still ExpectedSeq (0: the subject must be empty).
+type Write struct {
+	Subject     string
+	Event       *dsyncv1.Event
+	ExpectedSeq uint64
+}
+
 // EventLog reads and appends events. Implementations are safe for
 // concurrent use.
 type EventLog interface {
@@ -66,6 +74,14 @@ type EventLog interface {
 	// returns ErrUniqueness when a value to take is held by another owner
 	// and ErrConflict when subject moved past expectedSeq.
 	AppendWithClaims(ctx context.Context, changes []ClaimChange, subject string, ev *dsyncv1.Event, expectedSeq uint64) (uint64, error)
+	// AppendBatch appends writes in order, all or none, and returns the
+	// stream sequence of each. If any subject moved past its expected
+	// sequence nothing is stored and it returns ErrConflict. Atomicity is
+	// bounded by the log's batch size (MaxBatch): a longer list is stored
+	// as consecutive batches, each atomic, in order; a conflict in a later
+	// batch leaves the earlier ones stored (callers re-read and re-apply
+	// diffs, which then skip what is already there).
+	AppendBatch(ctx context.Context, writes []Write) ([]uint64, error)
 	// LastPerSubject returns the last event of every subject matching
 	// filter (which may hold wildcards), in stream order. It sees every
 	// append acknowledged before it was called.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -29,13 +30,21 @@ type JetStream struct {
 	name   string
 	mu     sync.Mutex
 	stream jetstream.Stream
+	// MaxBatch is the most messages AppendBatch publishes in one atomic
+	// batch. It must not exceed the server's max_batch_size (JetStream
+	// limits; 1000 by default).
+	MaxBatch int
 }
+
+// DefaultMaxBatch is nats-server's default limit on the messages of one
+// atomic batch (jetstream { limits { max_batch_size } }).
+const DefaultMaxBatch = 1000
 
 var _ domain.EventLog = (*JetStream)(nil)
 
 // New returns the event log on the stream event.Stream.
 func New(js jetstream.JetStream) *JetStream {
-	return &JetStream{js: js, name: event.Stream}
+	return &JetStream{js: js, name: event.Stream, MaxBatch: DefaultMaxBatch}
 }
 
 // Stream returns the stream handle, looking it up when not cached yet.
@@ -178,7 +187,7 @@ func (l *JetStream) AppendWithClaims(ctx context.Context, changes []domain.Claim
 			return l.Append(ctx, subject, ev, expectedSeq)
 		}
 		evMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectedSeq, 10))
-		ack, err := jetstreamext.PublishMsgBatch(ctx, l.js, append(msgs, evMsg))
+		ack, err := l.publishBatch(ctx, append(msgs, evMsg))
 		if err == nil {
 			return ack.Sequence, nil
 		}
@@ -211,6 +220,82 @@ func (l *JetStream) AppendWithClaims(ctx context.Context, changes []domain.Claim
 		}
 		if !moved || attempt+1 >= maxClaimAttempts {
 			return 0, fmt.Errorf("append %s after seq %d: %w", subject, expectedSeq, domain.ErrConflict)
+		}
+	}
+}
+
+// AppendBatch appends writes in order as atomic batches of at most
+// MaxBatch messages; see domain.EventLog. One write is a plain publish.
+func (l *JetStream) AppendBatch(ctx context.Context, writes []domain.Write) ([]uint64, error) {
+	switch len(writes) {
+	case 0:
+		return nil, nil
+	case 1:
+		seq, err := l.Append(ctx, writes[0].Subject, writes[0].Event, writes[0].ExpectedSeq)
+		if err != nil {
+			return nil, err
+		}
+		return []uint64{seq}, nil
+	}
+	size := l.MaxBatch
+	if size <= 0 {
+		size = DefaultMaxBatch
+	}
+	seqs := make([]uint64, 0, len(writes))
+	for chunk := range slices.Chunk(writes, size) {
+		msgs := make([]*nats.Msg, 0, len(chunk))
+		for _, w := range chunk {
+			m, err := l.newMsg(ctx, w.Subject, w.Event)
+			if err != nil {
+				return seqs, err
+			}
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.ExpectedSeq, 10))
+			msgs = append(msgs, m)
+		}
+		ack, err := l.publishBatch(ctx, msgs)
+		if err != nil {
+			if isWrongLastSequence(err) {
+				return seqs, fmt.Errorf("append batch of %d at %s: %w", len(chunk), chunk[0].Subject, domain.ErrConflict)
+			}
+			return seqs, fmt.Errorf("append batch of %d at %s: %w", len(chunk), chunk[0].Subject, err)
+		}
+		// An atomic batch is stored in consecutive sequences ending at the
+		// acknowledged one.
+		first := ack.Sequence + 1 - uint64(len(chunk))
+		for i := range chunk {
+			seqs = append(seqs, first+uint64(i))
+		}
+	}
+	return seqs, nil
+}
+
+// errCodeTooManyInflight is JetStream's "atomic publish too many inflight":
+// the stream has its limit of open batches (50 by default); the batch was
+// not stored and may be retried.
+const errCodeTooManyInflight = 10210
+
+// publishBatch publishes msgs as one atomic batch, retrying with a short
+// backoff while the stream has too many batches in flight.
+func (l *JetStream) publishBatch(ctx context.Context, msgs []*nats.Msg) (*jetstreamext.BatchAck, error) {
+	for attempt := 0; ; attempt++ {
+		ack, err := jetstreamext.PublishMsgBatch(ctx, l.js, msgs)
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeTooManyInflight || attempt >= 50 {
+			return ack, err
+		}
+		for _, m := range msgs {
+			// The batch headers are set per publish; a retry starts a new batch.
+			m.Header.Del(jetstreamext.BatchIDHeader)
+			m.Header.Del(jetstreamext.BatchSeqHeader)
+			m.Header.Del(jetstreamext.BatchCommitHeader)
+			m.Reply = ""
+		}
+		t := time.NewTimer(time.Duration(1+attempt%10) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("publish batch: %w", ctx.Err())
+		case <-t.C:
 		}
 	}
 }

@@ -28,6 +28,10 @@ func userEvent(dir, user, userName string) *dsyncv1.Event {
 }
 
 func setup(t *testing.T) (*eventlog.JetStream, jetstream.Stream) {
+	return setupB(t)
+}
+
+func setupB(t testing.TB) (*eventlog.JetStream, jetstream.Stream) {
 	t.Helper()
 	js, stream := natstest.Run(t).JetStream(t)
 	return eventlog.New(js), stream
@@ -173,4 +177,53 @@ func TestStreamMissing(t *testing.T) {
 	_, _, err = log.Last(t.Context(), "dsync.ev.x.directory")
 	require.Error(t, err)
 	require.True(t, errors.Is(err, jetstream.ErrStreamNotFound))
+}
+
+// TestAppendBatch checks the atomic multi-subject append: every message is
+// checked against its own subject's expected sequence, a stale one rejects
+// the whole batch, the returned sequences are the stored ones, and a batch
+// longer than MaxBatch is split into consecutive atomic batches.
+func TestAppendBatch(t *testing.T) {
+	ctx := t.Context()
+	dir := ids.New(event.PrefixDirectory)
+	users := make([]string, 5)
+	for i := range users {
+		users[i] = ids.New(event.PrefixUser)
+	}
+	writes := func(expected ...uint64) []domain.Write {
+		var out []domain.Write
+		for i, seq := range expected {
+			out = append(out, domain.Write{Subject: event.UserSubject(dir, users[i]), Event: userEvent(dir, users[i], "u"), ExpectedSeq: seq})
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		maxBatch int
+	}{{"one batch", 0}, {"split into batches of 2", 2}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, stream := setup(t)
+			if tt.maxBatch > 0 {
+				log.MaxBatch = tt.maxBatch
+			}
+			seqs, err := log.AppendBatch(ctx, writes(0, 0, 0, 0, 0))
+			require.NoError(t, err)
+			require.Len(t, seqs, 5)
+			for i, seq := range seqs {
+				ev, got, err := log.Last(ctx, event.UserSubject(dir, users[i]))
+				require.NoError(t, err)
+				require.NotNil(t, ev)
+				require.Equal(t, got, seq, "write %d", i)
+			}
+			before := msgCount(t, stream)
+			// The second subject is stale: nothing of its batch is stored.
+			_, err = log.AppendBatch(ctx, writes(seqs[0], seqs[1]-1))
+			require.ErrorIs(t, err, domain.ErrConflict)
+			require.Equal(t, before, msgCount(t, stream))
+			next, err := log.AppendBatch(ctx, writes(seqs[0], seqs[1]))
+			require.NoError(t, err)
+			require.Equal(t, []uint64{before + 1, before + 2}, next)
+		})
+	}
 }

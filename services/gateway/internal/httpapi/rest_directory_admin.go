@@ -21,13 +21,21 @@ type UpdateDirectoryRequest struct {
 	// RateLimitPerSecond caps SCIM requests to the directory; 0 is the
 	// server default.
 	RateLimitPerSecond *float64 `json:"rate_limit_per_second"`
+	// AttributeMapping replaces the custom_attributes key → SCIM path
+	// mapping applied when users are written; {} clears it.
+	AttributeMapping *map[string]string `json:"attribute_mapping"`
+	// RoleMapping replaces the group (id, idp_id or name) → role slug
+	// mapping that fills users' role and roles; {} clears it.
+	RoleMapping *map[string]string `json:"role_mapping"`
 }
 
 // adminDirectory is a directory with the settings these endpoints manage.
 type adminDirectory struct {
 	workos.Directory
-	OnDeactivate       string  `json:"on_deactivate"`
-	RateLimitPerSecond float64 `json:"rate_limit_per_second"`
+	OnDeactivate       string            `json:"on_deactivate"`
+	RateLimitPerSecond float64           `json:"rate_limit_per_second"`
+	AttributeMapping   map[string]string `json:"attribute_mapping"`
+	RoleMapping        map[string]string `json:"role_mapping"`
 }
 
 func newAdminDirectory(d *dsyncv1.Directory) adminDirectory {
@@ -39,7 +47,14 @@ func newAdminDirectory(d *dsyncv1.Directory) adminDirectory {
 	if rl <= 0 {
 		rl = defaultSCIMRate
 	}
-	return adminDirectory{Directory: workos.NewDirectory(d), OnDeactivate: policy, RateLimitPerSecond: rl}
+	am, rm := d.GetAttributeMapping(), d.GetRoleMapping()
+	if am == nil {
+		am = map[string]string{}
+	}
+	if rm == nil {
+		rm = map[string]string{}
+	}
+	return adminDirectory{Directory: workos.NewDirectory(d), OnDeactivate: policy, RateLimitPerSecond: rl, AttributeMapping: am, RoleMapping: rm}
 }
 
 func (s *server) adminFail(w http.ResponseWriter, r *http.Request, err error) {
@@ -78,6 +93,7 @@ func (s *server) updateDirectory(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := s.Registry.UpdateDirectorySettings(r.Context(), s.source(r), r.PathValue("id"), registry.DirectorySettings{
 		Name: req.Name, OnDeactivate: req.OnDeactivate, RateLimitPerSecond: req.RateLimitPerSecond,
+		AttributeMapping: req.AttributeMapping, RoleMapping: req.RoleMapping,
 	})
 	if err != nil {
 		s.adminFail(w, r, err)

@@ -37,12 +37,17 @@ func newAPIEvent(seq uint64, ev *dsyncv1.Event) (workos.Event, error) {
 }
 
 // listEvents serves GET /events: WorkOS's Events API, in stream order
-// (order=asc) unless order=desc. The after cursor of a page is its last
+// (order=asc) unless order=desc. Beyond WorkOS's filters, user_id and
+// group_id keep the events about one user or group (its own events and its
+// membership changes): a resource's history. The after cursor of a page is its last
 // event, so a poller that stores it never skips an event: events are
 // visible only once everything before them is.
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := &dsyncv1.EventFilter{OrganizationId: q.Get("organization_id"), DirectoryId: q.Get("directory_id")}
+	f := &dsyncv1.EventFilter{
+		OrganizationId: q.Get("organization_id"), DirectoryId: q.Get("directory_id"),
+		UserId: q.Get("user_id"), GroupId: q.Get("group_id"),
+	}
 	// events=a,b and events=a&events=b and events[]=a all work: SDKs differ.
 	for _, key := range []string{"events", "events[]"} {
 		for _, v := range q[key] {
@@ -65,6 +70,14 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.DirectoryId != "" && !event.ValidID(f.DirectoryId, event.PrefixDirectory) {
 		s.restFail(w, r, unprocessable("directory_id must be a directory id (directory_…)"))
+		return
+	}
+	if f.UserId != "" && !event.ValidID(f.UserId, event.PrefixUser) {
+		s.restFail(w, r, unprocessable("user_id must be a directory user id (directory_user_…)"))
+		return
+	}
+	if f.GroupId != "" && !event.ValidID(f.GroupId, event.PrefixGroup) {
+		s.restFail(w, r, unprocessable("group_id must be a directory group id (directory_group_…)"))
 		return
 	}
 	for name, dst := range map[string]**timestamppb.Timestamp{"range_start": &f.RangeStart, "range_end": &f.RangeEnd} {

@@ -2,7 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,22 +29,22 @@ func newGroup(g *dsyncv1.Group, count int64) workos.DirectoryGroup {
 	return out
 }
 
-// userGroups returns the groups of user id for its groups field.
-func (s *server) userGroups(ctx context.Context, id string, token uint64) ([]workos.DirectoryGroup, error) {
-	groups := []workos.DirectoryGroup{}
+// userGroups returns the groups user id is a member of, from the read
+// model at least at token, at most maxUserGroups of them. A projector that
+// cannot list a user's groups (mid rolling upgrade) yields none.
+func (s *server) userGroups(ctx context.Context, id string, token uint64) ([]*dsyncv1.Group, error) {
+	var groups []*dsyncv1.Group
 	page := &dsyncv1.Page{Limit: 100, Order: dsyncv1.Order_ORDER_ASC}
 	for len(groups) < maxUserGroups {
 		resp, err := s.Directories.ListGroups(ctx, &dsyncv1.ListGroupsRequest{UserId: id, Page: page, MinSequence: token})
 		if status.Code(err) == codes.Unimplemented {
-			// A projector older than this gateway (mid rolling upgrade)
-			// cannot list a user's groups; the field stays an empty array.
 			return groups, nil
 		}
 		if err != nil {
 			return nil, err
 		}
 		for _, g := range resp.GetGroups() {
-			groups = append(groups, workos.NewDirectoryGroup(g.GetGroup()))
+			groups = append(groups, g.GetGroup())
 		}
 		if resp.GetPageInfo().GetAfter() == "" {
 			break
@@ -50,18 +55,85 @@ func (s *server) userGroups(ctx context.Context, id string, token uint64) ([]wor
 	return groups, nil
 }
 
-// withGroups renders users with their groups.
+// withGroups renders users with their groups and the roles the directory's
+// role mapping gives those groups.
 func (s *server) withGroups(ctx context.Context, users []*dsyncv1.User, token uint64) ([]workos.DirectoryUser, error) {
 	out := make([]workos.DirectoryUser, 0, len(users))
+	mappings := map[string]map[string]string{} // directory id → role mapping
 	for _, u := range users {
 		groups, err := s.userGroups(ctx, u.GetId(), token)
 		if err != nil {
 			return nil, err
 		}
 		token = 0
-		out = append(out, workos.NewDirectoryUser(u).WithGroups(groups))
+		dirID := u.GetDirectoryId()
+		mapping, ok := mappings[dirID]
+		if !ok {
+			if mapping, err = s.roleMapping(ctx, dirID); err != nil {
+				return nil, err
+			}
+			mappings[dirID] = mapping
+		}
+		if slugs := roleSlugs(mapping, groups); len(slugs) > 0 {
+			u = proto.CloneOf(u)
+			u.RoleSlugs = slugs
+		}
+		rendered := make([]workos.DirectoryGroup, 0, len(groups))
+		for _, g := range groups {
+			rendered = append(rendered, workos.NewDirectoryGroup(g))
+		}
+		out = append(out, workos.NewDirectoryUser(u).WithGroups(rendered))
 	}
 	return out, nil
+}
+
+// roleMapping reads a directory's group → role mapping from its subject
+// (the source of truth: a mapping change shows on the next read).
+func (s *server) roleMapping(ctx context.Context, dirID string) (map[string]string, error) {
+	if dirID == "" {
+		return nil, nil
+	}
+	ev, _, err := s.Log.Last(ctx, event.DirectorySubject(dirID))
+	if err != nil {
+		return nil, err
+	}
+	return ev.GetDirectory().GetRoleMapping(), nil
+}
+
+// roleSlugs returns the role slugs mapping gives a user in groups, in the
+// groups' order without repeats: a group matches a key equal to its id or
+// idp_id, or to its name without regard to case.
+func roleSlugs(mapping map[string]string, groups []*dsyncv1.Group) []string {
+	if len(mapping) == 0 {
+		return nil
+	}
+	var slugs []string
+	add := func(slug string) {
+		if slug != "" && !slices.Contains(slugs, slug) {
+			slugs = append(slugs, slug)
+		}
+	}
+	for _, g := range groups {
+		if slug, ok := mapping[g.GetId()]; ok {
+			add(slug)
+			continue
+		}
+		if slug, ok := mapping[g.GetIdpId()]; ok && g.GetIdpId() != "" {
+			add(slug)
+			continue
+		}
+		if slug, ok := mapping[g.GetName()]; ok {
+			add(slug)
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(mapping)) {
+			if strings.EqualFold(k, g.GetName()) {
+				add(mapping[k])
+				break
+			}
+		}
+	}
+	return slugs
 }
 
 // directoryToken is the consistency token of reads about one directory.

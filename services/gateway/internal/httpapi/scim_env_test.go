@@ -17,13 +17,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/natsx/natstest"
 	"github.com/dsync-dev/dsync/pkg/scim/filter"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/domain"
 	"github.com/dsync-dev/dsync/services/gateway/internal/eventlog"
 	"github.com/dsync-dev/dsync/services/gateway/internal/registry"
 	"github.com/dsync-dev/dsync/services/gateway/internal/scim"
@@ -42,20 +45,59 @@ type streamReadModel struct {
 	log *eventlog.JetStream
 	// memberReads counts SearchGroups calls that asked for member ids.
 	memberReads atomic.Int64
+	// userGroupReads counts ListGroups calls by user.
+	userGroupReads atomic.Int64
 }
 
-func (m *streamReadModel) live(ctx context.Context, filterSubject string, deleted dsyncv1.EventType) ([]*dsyncv1.Event, error) {
+func (m *streamReadModel) liveEntries(ctx context.Context, filterSubject string, deleted dsyncv1.EventType) ([]domain.Entry, error) {
 	entries, err := m.log.LastPerSubject(ctx, filterSubject)
 	if err != nil {
 		return nil, err
 	}
-	var out []*dsyncv1.Event
+	var out []domain.Entry
 	for _, e := range entries {
 		if e.Event.GetType() != deleted {
-			out = append(out, e.Event)
+			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+func (m *streamReadModel) live(ctx context.Context, filterSubject string, deleted dsyncv1.EventType) ([]*dsyncv1.Event, error) {
+	entries, err := m.liveEntries(ctx, filterSubject, deleted)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*dsyncv1.Event, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Event)
+	}
+	return out, nil
+}
+
+// ListGroups answers the groups of one user (user_id), in id order, in one
+// page; it is what SCIM user reads ask for their groups attribute.
+func (m *streamReadModel) ListGroups(ctx context.Context, req *dsyncv1.ListGroupsRequest, _ ...grpc.CallOption) (*dsyncv1.ListGroupsResponse, error) {
+	m.userGroupReads.Add(1)
+	entries, err := m.liveEntries(ctx, "dsync.ev.*.group.*", dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED)
+	if err != nil {
+		return nil, err
+	}
+	var out []*dsyncv1.GroupWithCount
+	for _, e := range entries {
+		g := e.Event.GetGroup()
+		ev, _, err := m.log.Last(ctx, event.MemberSubject(g.GetDirectoryId(), g.GetId(), req.GetUserId()))
+		if err != nil {
+			return nil, err
+		}
+		if ev.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED {
+			out = append(out, &dsyncv1.GroupWithCount{Group: g, Version: e.Seq})
+		}
+	}
+	slices.SortFunc(out, func(a, b *dsyncv1.GroupWithCount) int {
+		return strings.Compare(a.GetGroup().GetId(), b.GetGroup().GetId())
+	})
+	return &dsyncv1.ListGroupsResponse{Groups: out, PageInfo: &dsyncv1.PageInfo{}}, nil
 }
 
 func asMap(t any) map[string]any {
@@ -74,7 +116,7 @@ func page[T any](items []T, q *dsyncv1.ScimQuery) []T {
 }
 
 func (m *streamReadModel) SearchUsers(ctx context.Context, req *dsyncv1.SearchUsersRequest, _ ...grpc.CallOption) (*dsyncv1.SearchUsersResponse, error) {
-	evs, err := m.live(ctx, "dsync.ev."+req.GetDirectoryId()+".user.*", dsyncv1.EventType_EVENT_TYPE_USER_DELETED)
+	evs, err := m.liveEntries(ctx, "dsync.ev."+req.GetDirectoryId()+".user.*", dsyncv1.EventType_EVENT_TYPE_USER_DELETED)
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +127,12 @@ func (m *streamReadModel) SearchUsers(ctx context.Context, req *dsyncv1.SearchUs
 		}
 	}
 	var users []*dsyncv1.User
-	for _, ev := range evs {
-		u := ev.GetUser()
+	versions := map[string]uint64{}
+	for _, e := range evs {
+		u := e.Event.GetUser()
 		if expr == nil || filter.Match(expr, asMap(scim.RenderUser(u, 1, ""))) {
 			users = append(users, u)
+			versions[u.GetId()] = e.Seq
 		}
 	}
 	slices.SortFunc(users, func(a, b *dsyncv1.User) int { return strings.Compare(a.GetId(), b.GetId()) })
@@ -100,11 +144,15 @@ func (m *streamReadModel) SearchUsers(ctx context.Context, req *dsyncv1.SearchUs
 	if req.GetQuery().GetSortDescending() {
 		slices.Reverse(users)
 	}
-	return &dsyncv1.SearchUsersResponse{Users: page(users, req.GetQuery()), TotalResults: int64(len(users))}, nil
+	resp := &dsyncv1.SearchUsersResponse{Users: page(users, req.GetQuery()), TotalResults: int64(len(users))}
+	for _, u := range resp.GetUsers() {
+		resp.Versions = append(resp.Versions, versions[u.GetId()])
+	}
+	return resp, nil
 }
 
 func (m *streamReadModel) SearchGroups(ctx context.Context, req *dsyncv1.SearchGroupsRequest, _ ...grpc.CallOption) (*dsyncv1.SearchGroupsResponse, error) {
-	evs, err := m.live(ctx, "dsync.ev."+req.GetDirectoryId()+".group.*", dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED)
+	evs, err := m.liveEntries(ctx, "dsync.ev."+req.GetDirectoryId()+".group.*", dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +163,8 @@ func (m *streamReadModel) SearchGroups(ctx context.Context, req *dsyncv1.SearchG
 		}
 	}
 	var groups []*dsyncv1.GroupWithMembers
-	for _, ev := range evs {
-		g := ev.GetGroup()
+	for _, e := range evs {
+		g := e.Event.GetGroup()
 		members, err := m.live(ctx, event.MemberSubject(req.GetDirectoryId(), g.GetId(), "*"), dsyncv1.EventType_EVENT_TYPE_GROUP_USER_REMOVED)
 		if err != nil {
 			return nil, err
@@ -130,7 +178,7 @@ func (m *streamReadModel) SearchGroups(ctx context.Context, req *dsyncv1.SearchG
 		if expr != nil && !filter.Match(expr, asMap(rendered)) {
 			continue
 		}
-		gw := &dsyncv1.GroupWithMembers{Group: g, MemberCount: int64(len(ids))}
+		gw := &dsyncv1.GroupWithMembers{Group: g, MemberCount: int64(len(ids)), Version: e.Seq}
 		if req.GetIncludeMemberIds() {
 			m.memberReads.Add(1)
 			gw.MemberIds = ids
@@ -306,4 +354,16 @@ func (e *scimEnv) events(after uint64) ([]string, uint64) {
 func (e *scimEnv) lastSeq() uint64 {
 	_, seq := e.events(1 << 62)
 	return seq
+}
+
+// GetUser answers a user by id from its subject in any directory.
+func (m *streamReadModel) GetUser(ctx context.Context, req *dsyncv1.GetUserRequest, _ ...grpc.CallOption) (*dsyncv1.GetUserResponse, error) {
+	evs, err := m.live(ctx, "dsync.ev.*.user."+req.GetId(), dsyncv1.EventType_EVENT_TYPE_USER_DELETED)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, status.Error(codes.NotFound, "directory user "+req.GetId()+" not found")
+	}
+	return &dsyncv1.GetUserResponse{User: evs[0].GetUser()}, nil
 }

@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,6 +45,46 @@ type step struct {
 	Events *[]string `json:"events"`
 }
 
+var update = flag.Bool("update", false, "rewrite the golden response files in testdata/scim/responses")
+
+// goldenResponse is one step's full response, normalized: ids, times and
+// versions replaced by placeholders so that the file is stable and any
+// other change of the wire format fails the test.
+type goldenResponse struct {
+	Step    string            `json:"step"`
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    any               `json:"body,omitempty"`
+}
+
+var (
+	timeRE    = regexp.MustCompile(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z`)
+	versionRE = regexp.MustCompile(`W/\\?"\d+\\?"`)
+	idRE      = regexp.MustCompile(`(directory_user|directory_group|directory|event|org)_[0-9A-HJKMNP-TV-Z]{26}`)
+)
+
+// normalize replaces what differs between runs in s: the values of vars
+// (longest first) by {{name}}, other ids by <prefix>, times by <time> and
+// versions by W/"<version>".
+func normalize(s string, vars map[string]string) string {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int { return len(vars[b]) - len(vars[a]) })
+	for _, k := range names {
+		s = strings.ReplaceAll(s, vars[k], "{{"+k+"}}")
+	}
+	s = timeRE.ReplaceAllString(s, "<time>")
+	s = versionRE.ReplaceAllStringFunc(s, func(v string) string {
+		if strings.Contains(v, `\"`) {
+			return `W/\"<version>\"`
+		}
+		return `W/"<version>"`
+	})
+	return idRE.ReplaceAllString(s, "<$1>")
+}
+
 // TestGoldenIdPSequences replays each IdP's documented request sequence
 // against the gateway on a real JetStream server.
 func TestGoldenIdPSequences(t *testing.T) {
@@ -55,7 +99,7 @@ func TestGoldenIdPSequences(t *testing.T) {
 			require.NoError(t, json.Unmarshal(data, &seq))
 			e := newSCIMEnv(t)
 			dir := e.directory(seq.DirectoryType)
-			vars := map[string]string{"directory": dir.id, "base": e.srv.URL + "/scim/v2/" + dir.id}
+			vars := map[string]string{"directory": dir.id, "base": e.srv.URL + "/scim/v2/" + dir.id, "server": e.srv.URL}
 			subst := func(s string) string {
 				for k, v := range vars {
 					s = strings.ReplaceAll(s, "{{"+k+"}}", v)
@@ -67,6 +111,7 @@ func TestGoldenIdPSequences(t *testing.T) {
 				headers = append(headers, k, v)
 			}
 			last := e.lastSeq()
+			var responses []goldenResponse
 			for i, st := range seq.Steps {
 				name := fmt.Sprintf("step %d (%s %s: %s)", i+1, st.Method, st.Path, st.Name)
 				body := ""
@@ -95,6 +140,16 @@ func TestGoldenIdPSequences(t *testing.T) {
 					require.NotEmpty(t, val, "%s: capture %s", name, attr)
 					vars[v] = val
 				}
+				gr := goldenResponse{Step: st.Name, Status: r.status, Headers: map[string]string{}}
+				for _, h := range []string{"Content-Type", "Location", "ETag", "Retry-After"} {
+					if v := r.header.Get(h); v != "" {
+						gr.Headers[h] = normalize(v, vars)
+					}
+				}
+				if len(r.body) > 0 {
+					require.NoError(t, json.Unmarshal([]byte(normalize(string(r.body), vars)), &gr.Body), name)
+				}
+				responses = append(responses, gr)
 				var evs []string
 				evs, last = e.events(last)
 				if st.Events != nil {
@@ -104,8 +159,29 @@ func TestGoldenIdPSequences(t *testing.T) {
 					require.Equal(t, *st.Events, evs, "%s: events", name)
 				}
 			}
+			requireGoldenResponses(t, filepath.Join("testdata", "scim", "responses", filepath.Base(f)), responses)
 		})
 	}
+}
+
+// requireGoldenResponses compares a sequence's full responses with its
+// golden file (go test -update rewrites it).
+func requireGoldenResponses(t *testing.T, path string, got []goldenResponse) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	require.NoError(t, enc.Encode(got))
+	data := buf.Bytes()
+	if *update {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "golden file missing: run go test -run TestGoldenIdPSequences -update")
+	require.Equal(t, string(want), string(data), "full responses differ from %s (go test -update rewrites it after a deliberate change)", path)
 }
 
 // lookup follows a dotted path of object keys and list indexes.

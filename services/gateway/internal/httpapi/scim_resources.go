@@ -35,13 +35,38 @@ func (s *server) scimCreateUser(w http.ResponseWriter, r *http.Request, call sci
 	s.writeProjected(w, r, http.StatusCreated, res.User.Meta.Version, res.User)
 }
 
+// scimGetUser reads the user from its subject; its groups, unless
+// excluded, come from the read model at least as new as the directory's
+// last event.
 func (s *server) scimGetUser(w http.ResponseWriter, r *http.Request, call scim.Call, id string) {
 	u, err := s.SCIM.GetUser(r.Context(), call, id)
 	if err != nil {
 		s.scimFail(w, r, err)
 		return
 	}
+	lq, err := scim.ParseListQuery(withoutFilter(r))
+	if err != nil {
+		s.scimFail(w, r, err)
+		return
+	}
+	if !lq.Excludes("groups") {
+		token, err := s.Log.LastSequence(r.Context(), event.DirectoryEventsSubject(call.Directory.GetId()))
+		if err != nil {
+			s.scimFail(w, r, err)
+			return
+		}
+		groups, err := s.userGroups(r.Context(), id, token)
+		if err != nil {
+			s.scimFail(w, r, err)
+			return
+		}
+		u = u.WithGroups(groups, s.groupLocator(call))
+	}
 	s.writeProjected(w, r, http.StatusOK, u.Meta.Version, u)
+}
+
+func (s *server) groupLocator(call scim.Call) func(string) string {
+	return func(id string) string { return s.SCIM.GroupLocation(call.Directory.GetId(), id) }
 }
 
 func (s *server) scimReplaceUser(w http.ResponseWriter, r *http.Request, call scim.Call, id string) {
@@ -256,12 +281,29 @@ func (s *server) answerUserList(w http.ResponseWriter, r *http.Request, call sci
 		s.scimFail(w, r, err)
 		return
 	}
+	withGroups := !lq.Excludes("groups")
+	versions := resp.GetVersions()
 	resources := make([]any, 0, len(resp.GetUsers()))
-	for _, u := range resp.GetUsers() {
+	for i, u := range resp.GetUsers() {
 		if len(resources) >= lq.Count {
 			break
 		}
-		v, err := scim.Project(scim.RenderUser(u, 0, s.SCIM.UserLocation(dirID, u.GetId())), lq.Attributes, lq.Excluded)
+		// A read model that does not report versions (0) leaves
+		// meta.version out rather than guess it.
+		var version uint64
+		if i < len(versions) {
+			version = versions[i]
+		}
+		res := scim.RenderUser(u, version, s.SCIM.UserLocation(dirID, u.GetId()))
+		if withGroups {
+			groups, err := s.userGroups(r.Context(), u.GetId(), token)
+			if err != nil {
+				s.scimFail(w, r, err)
+				return
+			}
+			res = res.WithGroups(groups, s.groupLocator(call))
+		}
+		v, err := scim.Project(res, lq.Attributes, lq.Excluded)
 		if err != nil {
 			s.scimFail(w, r, err)
 			return
@@ -310,7 +352,7 @@ func (s *server) answerGroupList(w http.ResponseWriter, r *http.Request, call sc
 		if len(resources) >= lq.Count {
 			break
 		}
-		res := scim.RenderGroup(g.GetGroup(), 0, s.SCIM.GroupLocation(dirID, g.GetGroup().GetId()))
+		res := scim.RenderGroup(g.GetGroup(), g.GetVersion(), s.SCIM.GroupLocation(dirID, g.GetGroup().GetId()))
 		if withMembers {
 			res = res.WithMembers(g.GetMemberIds(), s.userLocator(call))
 		}

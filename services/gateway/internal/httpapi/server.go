@@ -63,7 +63,8 @@ func NewHandler(d Deps) http.Handler {
 
 	mux := http.NewServeMux()
 	// SCIM routes itself, so that unknown paths and methods get SCIM errors.
-	mux.HandleFunc("/scim/", s.serveSCIM)
+	// Every SCIM request is recorded in the request log (requestlog.go).
+	mux.Handle("/scim/", newRequestLogger(s).wrap(http.HandlerFunc(s.serveSCIM)))
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if d.Metrics != nil {

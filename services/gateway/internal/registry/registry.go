@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/dsync-dev/dsync/pkg/event"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/gateway/internal/domain"
+	"github.com/dsync-dev/dsync/services/gateway/internal/scim"
 )
 
 // DirectoryTypes are the WorkOS SCIM directory types a directory may have.
@@ -209,6 +211,34 @@ type DirectorySettings struct {
 	// RateLimitPerSecond caps SCIM requests; 0 restores the default.
 	RateLimitPerSecond *float64
 	Name               *string
+	// AttributeMapping replaces the directory's attribute mapping
+	// (custom_attributes key → SCIM path); an empty map clears it. It
+	// applies to users as they are written from then on.
+	AttributeMapping *map[string]string
+	// RoleMapping replaces the directory's group → role mapping (group id,
+	// idp_id or name → role slug); an empty map clears it. It applies at
+	// read time, to every user at once.
+	RoleMapping *map[string]string
+}
+
+// MaxRoleMappings bounds a directory's role mapping.
+const MaxRoleMappings = 1000
+
+// validateRoleMapping checks group keys and role slugs: non-empty, at
+// most 256 bytes.
+func validateRoleMapping(m map[string]string) error {
+	if len(m) > MaxRoleMappings {
+		return invalid("role_mapping may have at most %d entries", MaxRoleMappings)
+	}
+	for k, v := range m {
+		if strings.TrimSpace(k) == "" || len(k) > 256 {
+			return invalid("role_mapping keys (a group's id, idp_id or name) must be 1 to 256 bytes, not %q", k)
+		}
+		if strings.TrimSpace(v) == "" || len(v) > 256 {
+			return invalid("role_mapping[%q] must be a role slug of 1 to 256 bytes", k)
+		}
+	}
+	return nil
 }
 
 // maxDirectoryAttempts bounds re-reads when a directory changes between
@@ -249,6 +279,16 @@ func (r *Registry) UpdateDirectorySettings(ctx context.Context, src Source, id s
 	if rl := set.RateLimitPerSecond; rl != nil && (*rl < 0 || *rl > 100000 || *rl != *rl) {
 		return nil, invalid("rate_limit_per_second must be from 0 (the default) to 100000")
 	}
+	if set.AttributeMapping != nil {
+		if err := scim.ValidateAttributeMapping(*set.AttributeMapping); err != nil {
+			return nil, invalid("%s", err.Error())
+		}
+	}
+	if set.RoleMapping != nil {
+		if err := validateRoleMapping(*set.RoleMapping); err != nil {
+			return nil, err
+		}
+	}
 	var name string
 	if set.Name != nil {
 		var err error
@@ -265,6 +305,12 @@ func (r *Registry) UpdateDirectorySettings(ctx context.Context, src Source, id s
 		}
 		if set.Name != nil {
 			d.Name = name
+		}
+		if set.AttributeMapping != nil {
+			d.AttributeMapping = maps.Clone(*set.AttributeMapping)
+		}
+		if set.RoleMapping != nil {
+			d.RoleMapping = maps.Clone(*set.RoleMapping)
 		}
 		return nil
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/domain"
 	"github.com/dsync-dev/dsync/services/gateway/internal/scim/patch"
 )
 
@@ -174,9 +175,10 @@ func (s *Service) GetGroup(ctx context.Context, call Call, id string) (GroupReso
 	return RenderGroup(g, seq, s.GroupLocation(dirID, id)), nil
 }
 
-// CreateGroup creates a group from a POST /Groups body, then adds the
-// members the body lists: one GROUP_USER_ADDED event per member, each on
-// its own member subject. Member ids that match no user are ignored.
+// CreateGroup creates a group from a POST /Groups body with the members
+// it lists, in one atomic append: GROUP_CREATED, then one
+// GROUP_USER_ADDED per member on its own member subject. Member ids that
+// match no user are ignored.
 func (s *Service) CreateGroup(ctx context.Context, call Call, body []byte) (GroupResult, error) {
 	in, err := ParseGroup(body)
 	if err != nil {
@@ -191,17 +193,20 @@ func (s *Service) CreateGroup(ctx context.Context, call Call, body []byte) (Grou
 	}
 	ev := s.newEvent(call, now, dsyncv1.EventType_EVENT_TYPE_GROUP_CREATED)
 	ev.Payload = &dsyncv1.Event_Group{Group: g}
-	seq, err := s.log.Append(ctx, event.GroupSubject(dir.GetId(), id), ev, 0)
-	if err != nil {
-		return GroupResult{}, fmt.Errorf("create group: %w", err)
-	}
-	ignored, err := s.applyMembers(ctx, call, g, []patch.MemberChange{{Kind: "add", IDs: in.Members}})
+	writes := []domain.Write{{Subject: event.GroupSubject(dir.GetId(), id), Event: ev}}
+	// The group is new, so none of its member subjects exists: the plan
+	// needs no membership reads, only the users'.
+	plan, err := s.planMembers(ctx, call, g, []patch.MemberChange{{Kind: "add", IDs: in.Members}}, true)
 	if err != nil {
 		return GroupResult{}, err
 	}
-	members := slices.DeleteFunc(slices.Clone(in.Members), func(m string) bool { return slices.Contains(ignored, m) })
-	res := RenderGroup(g, seq, s.GroupLocation(dir.GetId(), id)).WithMembers(dedupe(members), s.userLocator(dir.GetId()))
-	return GroupResult{Group: res, Ignored: ignored}, nil
+	seqs, err := s.log.AppendBatch(ctx, append(writes, plan.writes...))
+	if err != nil {
+		return GroupResult{}, fmt.Errorf("create group: %w", err)
+	}
+	members := slices.DeleteFunc(slices.Clone(in.Members), func(m string) bool { return slices.Contains(plan.ignored, m) })
+	res := RenderGroup(g, seqs[0], s.GroupLocation(dir.GetId(), id)).WithMembers(dedupe(members), s.userLocator(dir.GetId()))
+	return GroupResult{Group: res, Ignored: plan.ignored}, nil
 }
 
 func (s *Service) userLocator(dirID string) func(string) string {
@@ -221,25 +226,19 @@ func dedupe(ids []string) []string {
 // ReplaceGroup replaces a group with a PUT body. The group's attributes
 // change with one GROUP_UPDATED event (none if identical); a members
 // attribute in the body is diffed against the current membership into only
-// the real additions and removals. A body without members leaves the
-// membership as it is (clients that PUT only a rename mean no removal).
+// the real additions and removals, appended atomically with the attribute
+// change. A body without members leaves the membership as it is (clients
+// that PUT only a rename mean no removal).
 func (s *Service) ReplaceGroup(ctx context.Context, call Call, id string, pre Precondition, body []byte) (GroupResult, error) {
 	in, err := ParseGroup(body)
 	if err != nil {
 		return GroupResult{}, err
 	}
-	g, seq, err := s.updateGroup(ctx, call, id, pre, func(*dsyncv1.Group) (*Group, error) { return in, nil })
-	if err != nil {
-		return GroupResult{}, err
-	}
-	res := GroupResult{Group: RenderGroup(g, seq, s.GroupLocation(call.Directory.GetId(), id))}
+	var members []patch.MemberChange
 	if in.Members != nil {
-		res.Ignored, err = s.applyMembers(ctx, call, g, []patch.MemberChange{{Kind: "replace", IDs: in.Members}})
-		if err != nil {
-			return GroupResult{}, err
-		}
+		members = []patch.MemberChange{{Kind: "replace", IDs: in.Members}}
 	}
-	return res, nil
+	return s.writeGroup(ctx, call, id, pre, func(*dsyncv1.Group) (*Group, error) { return in, nil }, members)
 }
 
 // PatchGroup applies a PatchOp body to a group: member operations become
@@ -247,7 +246,8 @@ func (s *Service) ReplaceGroup(ctx context.Context, call Call, id string, pre Pr
 // changes emit events; adding k members costs O(k)); the other operations
 // apply in order to the group's attributes, and a change is one
 // GROUP_UPDATED event with the previous group. Every operation is checked
-// before anything is written.
+// before anything is written, and everything is appended in one atomic
+// batch (see writeGroup).
 func (s *Service) PatchGroup(ctx context.Context, call Call, id string, pre Precondition, body []byte) (GroupResult, error) {
 	ops, err := parsePatch(body)
 	if err != nil {
@@ -257,20 +257,12 @@ func (s *Service) PatchGroup(ctx context.Context, call Call, id string, pre Prec
 	if err != nil {
 		return GroupResult{}, fromPatchError(err)
 	}
-	g, seq, err := s.updateGroup(ctx, call, id, pre, func(cur *dsyncv1.Group) (*Group, error) {
+	return s.writeGroup(ctx, call, id, pre, func(cur *dsyncv1.Group) (*Group, error) {
 		if len(rest) == 0 {
 			return nil, nil
 		}
 		return patchGroupState(cur, rest)
-	})
-	if err != nil {
-		return GroupResult{}, err
-	}
-	res := GroupResult{Group: RenderGroup(g, seq, s.GroupLocation(call.Directory.GetId(), id))}
-	if len(members) > 0 {
-		res.Ignored, err = s.applyMembers(ctx, call, g, members)
-	}
-	return res, err
+	}, members)
 }
 
 // patchGroupState applies non-member operations to a group's SCIM
@@ -297,59 +289,84 @@ func patchGroupState(cur *dsyncv1.Group, ops []patch.Operation) (*Group, error) 
 	return GroupFromMap(out)
 }
 
-// updateGroup reads the group, computes its next state with next (nil: no
-// change to its attributes) and appends GROUP_UPDATED when it differs,
-// retrying on a concurrent change. It returns the group's resulting state.
-func (s *Service) updateGroup(ctx context.Context, call Call, id string, pre Precondition, next func(*dsyncv1.Group) (*Group, error)) (*dsyncv1.Group, uint64, error) {
-	type out struct {
-		g   *dsyncv1.Group
-		seq uint64
-	}
-	o, err := withRetry(ctx, pre, func() (out, error) {
-		dir := call.Directory
+// writeGroup reads the group, computes its next attributes with next (nil:
+// no change) and the membership edges members change, and appends
+// GROUP_UPDATED (when the attributes differ) and every membership event in
+// one atomic batch, each message with its subject's expected last
+// sequence. When the group or any member edge changed after the read,
+// nothing is stored, and the whole request is re-read and re-applied
+// (under If-Match: 412). A change of more than the log's batch size
+// (1000 messages) is stored as consecutive atomic batches; see
+// domain.EventLog.AppendBatch.
+func (s *Service) writeGroup(ctx context.Context, call Call, id string, pre Precondition, next func(*dsyncv1.Group) (*Group, error), members []patch.MemberChange) (GroupResult, error) {
+	dir := call.Directory
+	return withRetry(ctx, pre, func() (GroupResult, error) {
 		cur, seq, err := s.currentGroup(ctx, dir.GetId(), id)
 		if err != nil {
-			return out{}, err
+			return GroupResult{}, err
 		}
 		if err := pre.check(seq); err != nil {
-			return out{}, err
+			return GroupResult{}, err
 		}
-		in, err := next(cur)
-		if err != nil || in == nil {
-			return out{cur, seq}, err
-		}
-		now := s.now()
-		g, err := in.normalize(id, dir.GetId(), dir.GetOrganizationId(), cur.GetCreatedAt().AsTime(), now)
+		g, ev, err := s.nextGroup(call, cur, next)
 		if err != nil {
-			return out{}, err
+			return GroupResult{}, err
 		}
-		var changed []string
-		if g.GetName() != cur.GetName() {
-			changed = append(changed, "name")
+		var writes []domain.Write
+		if ev != nil {
+			writes = append(writes, domain.Write{Subject: event.GroupSubject(dir.GetId(), id), Event: ev, ExpectedSeq: seq})
 		}
-		if g.GetIdpId() != cur.GetIdpId() {
-			changed = append(changed, "idp_id")
-		}
-		if !proto.Equal(g.GetRawAttributes(), cur.GetRawAttributes()) {
-			changed = append(changed, "raw_attributes")
-		}
-		if len(changed) == 0 {
-			return out{cur, seq}, nil
-		}
-		ev := s.newEvent(call, now, dsyncv1.EventType_EVENT_TYPE_GROUP_UPDATED)
-		ev.ChangedAttributes = changed
-		ev.Previous = &dsyncv1.Event_PreviousGroup{PreviousGroup: cur}
-		ev.Payload = &dsyncv1.Event_Group{Group: g}
-		newSeq, err := s.log.Append(ctx, event.GroupSubject(dir.GetId(), id), ev, seq)
+		plan, err := s.planMembers(ctx, call, g, members, false)
 		if err != nil {
-			return out{}, fmt.Errorf("update group %s: %w", id, err)
+			return GroupResult{}, err
 		}
-		return out{g, newSeq}, nil
+		seqs, err := s.log.AppendBatch(ctx, append(writes, plan.writes...))
+		if err != nil {
+			return GroupResult{}, fmt.Errorf("update group %s: %w", id, err)
+		}
+		if ev != nil {
+			seq = seqs[0]
+		}
+		return GroupResult{Group: RenderGroup(g, seq, s.GroupLocation(dir.GetId(), id)), Ignored: plan.ignored}, nil
 	})
-	return o.g, o.seq, err
+}
+
+// nextGroup returns the group's next state and the GROUP_UPDATED event
+// that describes the change, or cur and nil when nothing changes.
+func (s *Service) nextGroup(call Call, cur *dsyncv1.Group, next func(*dsyncv1.Group) (*Group, error)) (*dsyncv1.Group, *dsyncv1.Event, error) {
+	in, err := next(cur)
+	if err != nil || in == nil {
+		return cur, nil, err
+	}
+	dir := call.Directory
+	now := s.now()
+	g, err := in.normalize(cur.GetId(), dir.GetId(), dir.GetOrganizationId(), cur.GetCreatedAt().AsTime(), now)
+	if err != nil {
+		return nil, nil, err
+	}
+	var changed []string
+	if g.GetName() != cur.GetName() {
+		changed = append(changed, "name")
+	}
+	if g.GetIdpId() != cur.GetIdpId() {
+		changed = append(changed, "idp_id")
+	}
+	if !proto.Equal(g.GetRawAttributes(), cur.GetRawAttributes()) {
+		changed = append(changed, "raw_attributes")
+	}
+	if len(changed) == 0 {
+		return cur, nil, nil
+	}
+	ev := s.newEvent(call, now, dsyncv1.EventType_EVENT_TYPE_GROUP_UPDATED)
+	ev.ChangedAttributes = changed
+	ev.Previous = &dsyncv1.Event_PreviousGroup{PreviousGroup: cur}
+	ev.Payload = &dsyncv1.Event_Group{Group: g}
+	return g, ev, nil
 }
 
 // DeleteGroup deletes a group (GROUP_DELETED). Later reads are NotFound.
+// As in WorkOS, only dsync.group.deleted is emitted: the read model drops
+// the group's member edges with it.
 func (s *Service) DeleteGroup(ctx context.Context, call Call, id string, pre Precondition) error {
 	_, err := withRetry(ctx, pre, func() (struct{}, error) {
 		dir := call.Directory
@@ -377,25 +394,62 @@ func (s *Service) DeleteGroup(ctx context.Context, call Call, id string, pre Pre
 // reads the whole membership: the read model serves large groups; this is
 // for the writes that must diff against all of it (replace, remove all).
 func (s *Service) GroupMembers(ctx context.Context, dirID, groupID string) ([]string, error) {
-	entries, err := s.log.LastPerSubject(ctx, event.MemberSubject(dirID, groupID, "*"))
+	edges, err := s.memberEdges(ctx, dirID, groupID)
 	if err != nil {
-		return nil, fmt.Errorf("read members of %s: %w", groupID, err)
+		return nil, err
 	}
 	var ids []string
-	for _, e := range entries {
-		if e.Event.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED {
-			ids = append(ids, e.Event.GetMembership().GetUserId())
+	for _, e := range edges {
+		if e.member {
+			ids = append(ids, e.userID)
 		}
 	}
 	return ids, nil
 }
 
-// applyMembers carries out member changes on group g in order. Adds and
-// removes of named members touch only those members' subjects; replace and
-// remove_all read the current membership once and diff against it. Only
-// real changes emit events. Add ids that match no live user are returned
-// as ignored.
-func (s *Service) applyMembers(ctx context.Context, call Call, g *dsyncv1.Group, changes []patch.MemberChange) ([]string, error) {
+// edge is one member subject's state: whether the user is a member, and
+// the subject's last sequence (0: never written).
+type edge struct {
+	userID string
+	member bool
+	seq    uint64
+}
+
+// memberEdges reads every member subject of a group, in stream order.
+func (s *Service) memberEdges(ctx context.Context, dirID, groupID string) ([]edge, error) {
+	entries, err := s.log.LastPerSubject(ctx, event.MemberSubject(dirID, groupID, "*"))
+	if err != nil {
+		return nil, fmt.Errorf("read members of %s: %w", groupID, err)
+	}
+	out := make([]edge, 0, len(entries))
+	for _, e := range entries {
+		m := e.Event.GetMembership()
+		if m == nil {
+			continue
+		}
+		out = append(out, edge{userID: m.GetUserId(), seq: e.Seq,
+			member: e.Event.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED})
+	}
+	return out, nil
+}
+
+// memberPlan is the membership events a write appends, with the add ids
+// that matched no live user.
+type memberPlan struct {
+	writes  []domain.Write
+	ignored []string
+}
+
+// planMembers turns member changes on group g (its state after the write)
+// into membership events, in order, each expecting its member subject's
+// last sequence as read now. Adds and removes of named members read only
+// those members' subjects; replace and remove_all read the whole
+// membership once and diff against it. Only real changes become events.
+// fresh says the group has no member subjects yet (it is being created).
+func (s *Service) planMembers(ctx context.Context, call Call, g *dsyncv1.Group, changes []patch.MemberChange, fresh bool) (memberPlan, error) {
+	if len(changes) == 0 {
+		return memberPlan{}, nil
+	}
 	dirID := call.Directory.GetId()
 	desired := map[string]bool{}
 	var order []string
@@ -405,7 +459,7 @@ func (s *Service) applyMembers(ctx context.Context, call Call, g *dsyncv1.Group,
 		}
 		desired[id] = present
 	}
-	var current map[string]bool // nil until the whole membership is read
+	var known map[string]edge // nil until the whole membership is read
 	for _, c := range changes {
 		switch strings.ToLower(c.Kind) {
 		case "add":
@@ -417,18 +471,22 @@ func (s *Service) applyMembers(ctx context.Context, call Call, g *dsyncv1.Group,
 				want(id, false)
 			}
 		case "replace", "remove_all":
-			if current == nil {
-				ids, err := s.GroupMembers(ctx, dirID, g.GetId())
-				if err != nil {
-					return nil, err
-				}
-				current = make(map[string]bool, len(ids))
-				for _, id := range ids {
-					current[id] = true
+			if known == nil {
+				known = map[string]edge{}
+				if !fresh {
+					edges, err := s.memberEdges(ctx, dirID, g.GetId())
+					if err != nil {
+						return memberPlan{}, err
+					}
+					for _, e := range edges {
+						known[e.userID] = e
+					}
 				}
 			}
-			for id := range current {
-				want(id, false)
+			for id, e := range known {
+				if e.member {
+					want(id, false)
+				}
 			}
 			for _, id := range order {
 				desired[id] = false
@@ -439,66 +497,74 @@ func (s *Service) applyMembers(ctx context.Context, call Call, g *dsyncv1.Group,
 				}
 			}
 		default:
-			return nil, invalidValue("unknown member operation %q", c.Kind)
+			return memberPlan{}, invalidValue("unknown member operation %q", c.Kind)
 		}
 	}
-	var ignored []string
+	var plan memberPlan
 	for _, id := range order {
 		present := desired[id]
-		if current != nil && current[id] == present {
+		e, ok := known[id]
+		if !ok && !fresh && known == nil {
+			var err error
+			if e, err = s.readEdge(ctx, dirID, g.GetId(), id); err != nil {
+				return memberPlan{}, err
+			}
+		}
+		if e.member == present {
 			continue
 		}
-		ok, err := s.setMember(ctx, call, g, id, present)
+		user, err := s.memberUser(ctx, dirID, id)
 		if err != nil {
-			return ignored, err
+			return memberPlan{}, err
 		}
-		if !ok && present {
-			ignored = append(ignored, id)
-		}
-	}
-	return ignored, nil
-}
-
-// setMember makes user id a member of g (present) or not, appending
-// GROUP_USER_ADDED/REMOVED on the member subject when that changes the
-// edge. It reports false when id is not a user that can be added (unknown
-// or deleted); removing a non-member is a no-op that reports true.
-func (s *Service) setMember(ctx context.Context, call Call, g *dsyncv1.Group, userID string, present bool) (bool, error) {
-	dirID := call.Directory.GetId()
-	if !event.ValidID(userID, event.PrefixUser) {
-		return false, nil
-	}
-	uev, _, err := s.log.Last(ctx, event.UserSubject(dirID, userID))
-	if err != nil {
-		return false, fmt.Errorf("read user %s: %w", userID, err)
-	}
-	user := uev.GetUser()
-	if user == nil || (present && uev.GetType() == dsyncv1.EventType_EVENT_TYPE_USER_DELETED) {
-		return false, nil
-	}
-	subject := event.MemberSubject(dirID, g.GetId(), userID)
-	return withRetry(ctx, "", func() (bool, error) {
-		ev, seq, err := s.log.Last(ctx, subject)
-		if err != nil {
-			return false, fmt.Errorf("read membership %s: %w", subject, err)
-		}
-		isMember := ev.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED
-		if isMember == present {
-			return true, nil
+		if user == nil {
+			if present {
+				plan.ignored = append(plan.ignored, id)
+			}
+			continue
 		}
 		typ := dsyncv1.EventType_EVENT_TYPE_GROUP_USER_REMOVED
 		if present {
 			typ = dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED
 		}
-		out := s.newEvent(call, s.now(), typ)
-		out.Payload = &dsyncv1.Event_Membership{Membership: &dsyncv1.Membership{
-			GroupId: g.GetId(), UserId: userID, Group: g, User: user,
+		ev := s.newEvent(call, s.now(), typ)
+		ev.Payload = &dsyncv1.Event_Membership{Membership: &dsyncv1.Membership{
+			GroupId: g.GetId(), UserId: id, Group: g, User: user,
 		}}
-		if _, err := s.log.Append(ctx, subject, out, seq); err != nil {
-			return false, fmt.Errorf("change membership %s: %w", subject, err)
-		}
-		return true, nil
-	})
+		plan.writes = append(plan.writes, domain.Write{Subject: event.MemberSubject(dirID, g.GetId(), id), Event: ev, ExpectedSeq: e.seq})
+	}
+	return plan, nil
+}
+
+// readEdge reads one member subject.
+func (s *Service) readEdge(ctx context.Context, dirID, groupID, userID string) (edge, error) {
+	if !event.ValidID(userID, event.PrefixUser) {
+		return edge{userID: userID}, nil
+	}
+	subject := event.MemberSubject(dirID, groupID, userID)
+	ev, seq, err := s.log.Last(ctx, subject)
+	if err != nil {
+		return edge{}, fmt.Errorf("read membership %s: %w", subject, err)
+	}
+	return edge{userID: userID, seq: seq, member: ev.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED}, nil
+}
+
+// memberUser returns the user state a membership event carries, or nil
+// when id is not a live user: an unknown user cannot join, and a deleted
+// one left all its groups with dsync.user.deleted (as in WorkOS, no
+// user_removed follows, not even when a later replace drops it).
+func (s *Service) memberUser(ctx context.Context, dirID, id string) (*dsyncv1.User, error) {
+	if !event.ValidID(id, event.PrefixUser) {
+		return nil, nil
+	}
+	uev, _, err := s.log.Last(ctx, event.UserSubject(dirID, id))
+	if err != nil {
+		return nil, fmt.Errorf("read user %s: %w", id, err)
+	}
+	if uev.GetUser() == nil || uev.GetType() == dsyncv1.EventType_EVENT_TYPE_USER_DELETED {
+		return nil, nil
+	}
+	return uev.GetUser(), nil
 }
 
 // ErrNotFound reports whether err is a SCIM 404.

@@ -202,6 +202,13 @@ func Project(v any, attributes, excluded []string) (any, error) {
 	if err := json.Unmarshal(data, &full); err != nil {
 		return nil, err
 	}
+	// Extension URNs are keys of their own in the rendered JSON.
+	var urns []string
+	for k := range full {
+		if len(k) > 4 && strings.EqualFold(k[:4], "urn:") {
+			urns = append(urns, k)
+		}
+	}
 	if len(attributes) > 0 {
 		out := map[string]any{}
 		for _, k := range alwaysReturned {
@@ -210,12 +217,12 @@ func Project(v any, attributes, excluded []string) (any, error) {
 			}
 		}
 		for _, a := range attributes {
-			copyPath(out, full, splitPath(a))
+			copyPath(out, full, splitPath(a, urns))
 		}
 		return out, nil
 	}
 	for _, e := range excluded {
-		p := splitPath(e)
+		p := splitPath(e, urns)
 		if len(p) == 1 && slices.Contains(alwaysReturned, strings.ToLower(p[0])) {
 			continue
 		}
@@ -225,11 +232,12 @@ func Project(v any, attributes, excluded []string) (any, error) {
 }
 
 // splitPath turns an attribute path into the keys of the rendered JSON:
-// the enterprise URN is a key of its own, the core URNs are dropped.
-func splitPath(path string) []string {
+// the enterprise URN and the extension URNs rendered (urns) are keys of
+// their own, the core URNs are dropped.
+func splitPath(path string, urns []string) []string {
 	path = strings.TrimSpace(path)
 	lp := strings.ToLower(path)
-	for _, u := range []string{SchemaEnterprise} {
+	for _, u := range append([]string{SchemaEnterprise}, urns...) {
 		if strings.HasPrefix(lp, strings.ToLower(u)+":") {
 			return append([]string{u}, strings.Split(path[len(u)+1:], ".")...)
 		}

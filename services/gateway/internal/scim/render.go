@@ -1,8 +1,15 @@
 package scim
 
 import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/dsync-dev/dsync/pkg/scim/filter"
 
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 )
@@ -10,23 +17,117 @@ import (
 // UserResource is the SCIM User representation the server returns. Field
 // order is the order clients see.
 type UserResource struct {
-	Schemas           []string    `json:"schemas"`
-	ID                string      `json:"id"`
-	ExternalID        string      `json:"externalId,omitempty"`
-	UserName          string      `json:"userName"`
-	Name              *Name       `json:"name,omitempty"`
-	DisplayName       string      `json:"displayName,omitempty"`
-	NickName          string      `json:"nickName,omitempty"`
-	ProfileURL        string      `json:"profileUrl,omitempty"`
-	Title             string      `json:"title,omitempty"`
-	UserType          string      `json:"userType,omitempty"`
-	PreferredLanguage string      `json:"preferredLanguage,omitempty"`
-	Locale            string      `json:"locale,omitempty"`
-	Timezone          string      `json:"timezone,omitempty"`
-	Active            bool        `json:"active"`
-	Emails            []Email     `json:"emails,omitempty"`
-	Enterprise        *Enterprise `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
-	Meta              Meta        `json:"meta"`
+	Schemas           []string `json:"schemas"`
+	ID                string   `json:"id"`
+	ExternalID        string   `json:"externalId,omitempty"`
+	UserName          string   `json:"userName"`
+	Name              *Name    `json:"name,omitempty"`
+	DisplayName       string   `json:"displayName,omitempty"`
+	NickName          string   `json:"nickName,omitempty"`
+	ProfileURL        string   `json:"profileUrl,omitempty"`
+	Title             string   `json:"title,omitempty"`
+	UserType          string   `json:"userType,omitempty"`
+	PreferredLanguage string   `json:"preferredLanguage,omitempty"`
+	Locale            string   `json:"locale,omitempty"`
+	Timezone          string   `json:"timezone,omitempty"`
+	Active            bool     `json:"active"`
+	Emails            []Email  `json:"emails,omitempty"`
+	// Groups is nil when not rendered (writes, excludedAttributes=groups)
+	// or empty.
+	Groups     *[]GroupRef `json:"groups,omitempty"`
+	Enterprise *Enterprise `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
+	Meta       Meta        `json:"meta"`
+	// Extensions are the attributes of custom extension schemas (any URN
+	// other than the core and enterprise ones) as the client last sent
+	// them, by URN; they are rendered after meta and listed in schemas.
+	Extensions map[string]map[string]any `json:"-"`
+}
+
+// MarshalJSON renders the resource with its custom extensions.
+func (r UserResource) MarshalJSON() ([]byte, error) {
+	type plain UserResource
+	data, err := json.Marshal(plain(r))
+	if err != nil || len(r.Extensions) == 0 {
+		return data, err
+	}
+	var b bytes.Buffer
+	b.Write(data[:len(data)-1]) // without the closing brace
+	for _, urn := range slices.Sorted(maps.Keys(r.Extensions)) {
+		k, err := json.Marshal(urn)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(r.Extensions[urn])
+		if err != nil {
+			return nil, err
+		}
+		b.WriteByte(',')
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// customExtensions collects the custom extension attributes of a raw
+// body: objects under a URN key, and flattened "urn:…:attr" keys folded
+// into their URN's object. Core and enterprise URNs are not custom.
+func customExtensions(raw map[string]any) map[string]map[string]any {
+	var out map[string]map[string]any
+	put := func(urn, attr string, v any) {
+		if out == nil {
+			out = map[string]map[string]any{}
+		}
+		if out[urn] == nil {
+			out[urn] = map[string]any{}
+		}
+		out[urn][attr] = v
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if len(k) <= 4 || !strings.EqualFold(k[:4], "urn:") {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if filter.IsCoreURN(k) || slices.Contains(enterpriseKeys, lk) || hasAnyPrefix(lk, enterpriseKeys, ":") {
+			continue
+		}
+		if m, ok := raw[k].(map[string]any); ok {
+			for a, v := range m {
+				put(k, a, v)
+			}
+			continue
+		}
+		if i := strings.LastIndexByte(k, ':'); i > 4 && i < len(k)-1 {
+			put(k[:i], k[i+1:], raw[k])
+		}
+	}
+	return out
+}
+
+// GroupRef is one value of a user's read-only groups attribute.
+type GroupRef struct {
+	Value   string `json:"value"`
+	Ref     string `json:"$ref,omitempty"`
+	Display string `json:"display,omitempty"`
+	Type    string `json:"type,omitempty"`
+}
+
+// WithGroups returns r with the groups the user is a direct member of;
+// groupLocation makes each group's $ref. A user in no group has no groups
+// attribute (RFC 7643 §2.5: unassigned attributes may be omitted), so a
+// GET renders a new user exactly as its POST did.
+func (r UserResource) WithGroups(groups []*dsyncv1.Group, groupLocation func(id string) string) UserResource {
+	if len(groups) == 0 {
+		r.Groups = nil
+		return r
+	}
+	refs := make([]GroupRef, 0, len(groups))
+	for _, g := range groups {
+		refs = append(refs, GroupRef{Value: g.GetId(), Ref: groupLocation(g.GetId()), Display: g.GetName(), Type: "direct"})
+	}
+	r.Groups = &refs
+	return r
 }
 
 // Meta is the SCIM meta attribute.
@@ -98,6 +199,12 @@ func RenderUser(u *dsyncv1.User, seq uint64, location string) UserResource {
 	}
 	if r.Enterprise != nil {
 		r.Schemas = append(r.Schemas, SchemaEnterprise)
+	}
+	if raw := u.GetRawAttributes(); raw != nil {
+		r.Extensions = customExtensions(raw.AsMap())
+		for _, urn := range slices.Sorted(maps.Keys(r.Extensions)) {
+			r.Schemas = append(r.Schemas, urn)
+		}
 	}
 	return r
 }

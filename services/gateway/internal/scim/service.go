@@ -100,6 +100,7 @@ func (s *Service) CreateUser(ctx context.Context, call Call, body []byte) (UserR
 	user, err := in.Normalize(Identity{
 		ID: id, DirectoryID: dir.GetId(), OrganizationID: dir.GetOrganizationId(),
 		CreatedAt: now, UpdatedAt: now,
+		AttributeMapping: dir.GetAttributeMapping(),
 	})
 	if err != nil {
 		return UserResult{}, err

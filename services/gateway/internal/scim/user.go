@@ -307,11 +307,14 @@ type Identity struct {
 	OrganizationID string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// AttributeMapping is the directory's custom_attributes key → SCIM
+	// path mapping, applied over WorkOS's predefined keys.
+	AttributeMapping map[string]string
 }
 
 // Normalize returns the user's normalized state: the WorkOS standard
-// attributes, the predefined custom attributes that were sent, and the raw
-// attributes.
+// attributes, the predefined custom attributes that were sent (with the
+// directory's attribute mapping applied over them), and the raw attributes.
 func (u *User) Normalize(id Identity) (*dsyncv1.User, error) {
 	state := dsyncv1.UserState_USER_STATE_ACTIVE
 	if !u.Active {
@@ -321,7 +324,9 @@ func (u *User) Normalize(id Identity) (*dsyncv1.User, error) {
 	for _, e := range u.Emails {
 		emails = append(emails, &dsyncv1.Email{Value: e.Value, Type: e.Type, Primary: e.Primary})
 	}
-	custom, err := structpb.NewStruct(u.customAttributes())
+	attrs := u.customAttributes()
+	applyMapping(attrs, u.Raw, id.AttributeMapping)
+	custom, err := structpb.NewStruct(attrs)
 	if err != nil {
 		return nil, invalidValue("attributes cannot be stored: %v", err)
 	}

@@ -171,6 +171,7 @@ func (s *Service) writeUser(ctx context.Context, call Call, cur *dsyncv1.User, s
 	next, err := in.Normalize(Identity{
 		ID: cur.GetId(), DirectoryID: dir.GetId(), OrganizationID: dir.GetOrganizationId(),
 		CreatedAt: cur.GetCreatedAt().AsTime(), UpdatedAt: now,
+		AttributeMapping: dir.GetAttributeMapping(),
 	})
 	if err != nil {
 		return UserResult{}, err
@@ -278,24 +279,34 @@ func (s *Service) DeleteUser(ctx context.Context, call Call, id string, pre Prec
 }
 
 // addUserToGroups adds the user to each group named in a User body's
-// groups attribute; ids that match no live group are returned, not failed.
+// groups attribute, all in one atomic append (re-read and re-applied on a
+// concurrent change); ids that match no live group are returned, not failed.
 func (s *Service) addUserToGroups(ctx context.Context, call Call, userID string, groupIDs []string) ([]string, error) {
-	var ignored []string
-	for _, gid := range groupIDs {
-		g, _, err := s.currentGroup(ctx, call.Directory.GetId(), gid)
-		var se *Error
-		if errors.As(err, &se) && se.Status == StatusNotFound {
-			ignored = append(ignored, gid)
-			continue
-		}
-		if err != nil {
-			return ignored, err
-		}
-		ign, err := s.applyMembers(ctx, call, g, []patch.MemberChange{{Kind: "add", IDs: []string{userID}}})
-		if err != nil {
-			return ignored, err
-		}
-		ignored = append(ignored, ign...)
+	if len(groupIDs) == 0 {
+		return nil, nil
 	}
-	return ignored, nil
+	return withRetry(ctx, "", func() ([]string, error) {
+		var ignored []string
+		var writes []domain.Write
+		for _, gid := range dedupe(groupIDs) {
+			g, _, err := s.currentGroup(ctx, call.Directory.GetId(), gid)
+			if ErrNotFound(err) {
+				ignored = append(ignored, gid)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			plan, err := s.planMembers(ctx, call, g, []patch.MemberChange{{Kind: "add", IDs: []string{userID}}}, false)
+			if err != nil {
+				return nil, err
+			}
+			writes = append(writes, plan.writes...)
+			ignored = append(ignored, plan.ignored...)
+		}
+		if _, err := s.log.AppendBatch(ctx, writes); err != nil {
+			return nil, fmt.Errorf("add user %s to groups: %w", userID, err)
+		}
+		return ignored, nil
+	})
 }

@@ -18,7 +18,8 @@ import (
 
 // eventFilter validates f.
 func eventFilter(f *dsyncv1.EventFilter) (readmodel.EventFilter, error) {
-	out := readmodel.EventFilter{DirectoryID: f.GetDirectoryId(), OrganizationID: f.GetOrganizationId()}
+	out := readmodel.EventFilter{DirectoryID: f.GetDirectoryId(), OrganizationID: f.GetOrganizationId(),
+		UserID: f.GetUserId(), GroupID: f.GetGroupId()}
 	for _, name := range f.GetEvents() {
 		if !workos.IsEventName(name) {
 			return out, status.Errorf(codes.InvalidArgument, "unknown event %q; events are: %s", name, strings.Join(workos.EventNames, ", "))
@@ -32,6 +33,16 @@ func eventFilter(f *dsyncv1.EventFilter) (readmodel.EventFilter, error) {
 	}
 	if out.OrganizationID != "" {
 		if err := validID("organization_id", out.OrganizationID, event.PrefixOrganization); err != nil {
+			return out, err
+		}
+	}
+	if out.UserID != "" {
+		if err := validID("user_id", out.UserID, event.PrefixUser); err != nil {
+			return out, err
+		}
+	}
+	if out.GroupID != "" {
+		if err := validID("group_id", out.GroupID, event.PrefixGroup); err != nil {
 			return out, err
 		}
 	}

@@ -89,12 +89,19 @@ func (s *Server) ListGroupMembers(ctx context.Context, req *dsyncv1.ListGroupMem
 	return &dsyncv1.ListGroupMembersResponse{Users: users, PageInfo: pageInfo(info)}, nil
 }
 
-// search validates a SCIM query.
-func search(directoryID string, q *dsyncv1.ScimQuery) (readmodel.Search, error) {
+// search validates a SCIM query over resource (readmodel.ResourceUser or
+// ResourceGroup).
+func search(resource, directoryID string, q *dsyncv1.ScimQuery) (readmodel.Search, error) {
 	if err := validID("directory_id", directoryID, event.PrefixDirectory); err != nil {
 		return readmodel.Search{}, err
 	}
 	out := readmodel.Search{DirectoryID: directoryID, StartIndex: int(q.GetStartIndex()), Count: int(q.GetCount())}
+	sort, err := readmodel.ParseSort(resource, q.GetSortBy())
+	if err != nil {
+		return readmodel.Search{}, status.Error(codes.InvalidArgument, err.Error())
+	}
+	// RFC 7644 §3.4.2.3: sortOrder without sortBy has no effect.
+	out.Sort, out.Desc = sort, q.GetSortDescending() && strings.TrimSpace(q.GetSortBy()) != ""
 	if strings.TrimSpace(q.GetFilter()) != "" {
 		f, err := filter.Parse(q.GetFilter())
 		if err != nil {
@@ -111,10 +118,9 @@ func search(directoryID string, q *dsyncv1.ScimQuery) (readmodel.Search, error) 
 	return out, nil
 }
 
-// SearchUsers implements DirectoryService. Results are in id order; sort_by
-// is not supported (ServiceProviderConfig says so) and is ignored.
+// SearchUsers implements DirectoryService.
 func (s *Server) SearchUsers(ctx context.Context, req *dsyncv1.SearchUsersRequest) (*dsyncv1.SearchUsersResponse, error) {
-	q, err := search(req.GetDirectoryId(), req.GetQuery())
+	q, err := search(readmodel.ResourceUser, req.GetDirectoryId(), req.GetQuery())
 	if err != nil {
 		return nil, err
 	}
@@ -125,12 +131,17 @@ func (s *Server) SearchUsers(ctx context.Context, req *dsyncv1.SearchUsersReques
 	if err != nil {
 		return nil, s.fail(ctx, "search users", err)
 	}
-	return &dsyncv1.SearchUsersResponse{Users: users, TotalResults: total}, nil
+	out := &dsyncv1.SearchUsersResponse{TotalResults: total, Users: make([]*dsyncv1.User, 0, len(users)), Versions: make([]uint64, 0, len(users))}
+	for _, u := range users {
+		out.Users = append(out.Users, u.User)
+		out.Versions = append(out.Versions, u.Version)
+	}
+	return out, nil
 }
 
 // SearchGroups implements DirectoryService.
 func (s *Server) SearchGroups(ctx context.Context, req *dsyncv1.SearchGroupsRequest) (*dsyncv1.SearchGroupsResponse, error) {
-	q, err := search(req.GetDirectoryId(), req.GetQuery())
+	q, err := search(readmodel.ResourceGroup, req.GetDirectoryId(), req.GetQuery())
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +154,7 @@ func (s *Server) SearchGroups(ctx context.Context, req *dsyncv1.SearchGroupsRequ
 	}
 	out := &dsyncv1.SearchGroupsResponse{TotalResults: total, Groups: make([]*dsyncv1.GroupWithMembers, 0, len(groups))}
 	for _, g := range groups {
-		gm := &dsyncv1.GroupWithMembers{Group: g.GetGroup(), MemberCount: g.GetMemberCount()}
+		gm := &dsyncv1.GroupWithMembers{Group: g.GetGroup(), MemberCount: g.GetMemberCount(), Version: g.GetVersion()}
 		if req.GetIncludeMemberIds() && g.GetMemberCount() > 0 {
 			if gm.MemberIds, err = s.store.GroupMemberIDs(ctx, g.GetGroup().GetId()); err != nil {
 				return nil, s.fail(ctx, "search groups", err)

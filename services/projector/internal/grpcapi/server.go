@@ -190,7 +190,7 @@ func (s *Server) fail(ctx context.Context, action string, err error) error {
 	switch {
 	case errors.Is(err, readmodel.ErrNotFound):
 		return status.Error(codes.NotFound, "not found")
-	case errors.Is(err, readmodel.ErrInvalidPage):
+	case errors.Is(err, readmodel.ErrInvalidPage), errors.Is(err, readmodel.ErrInvalidQuery):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if ctx.Err() != nil {

@@ -64,7 +64,7 @@ func Apply(ctx context.Context, store Store, recs []Record) (Result, error) {
 			}
 			ev, err := event.Decode(rec.Data)
 			if err == nil {
-				err = applyEvent(ctx, tx, ev)
+				err = applyEvent(ctx, tx, rec.Seq, ev)
 			}
 			if err == nil {
 				// Kept in the same transaction as the rows, so the Events
@@ -100,8 +100,9 @@ func Apply(ctx context.Context, store Store, recs []Record) (Result, error) {
 }
 
 // applyEvent makes the change ev describes. Events carry the resulting
-// state, so created and updated events are both upserts.
-func applyEvent(ctx context.Context, tx Tx, ev *dsyncv1.Event) error {
+// state, so created and updated events are both upserts. seq becomes the
+// version of the row it writes.
+func applyEvent(ctx context.Context, tx Tx, seq uint64, ev *dsyncv1.Event) error {
 	switch ev.GetType() {
 	case dsyncv1.EventType_EVENT_TYPE_ORGANIZATION_CREATED, dsyncv1.EventType_EVENT_TYPE_ORGANIZATION_UPDATED:
 		o := ev.GetOrganization()
@@ -140,7 +141,7 @@ func applyEvent(ctx context.Context, tx Tx, ev *dsyncv1.Event) error {
 		if err := checkID(u.GetDirectoryId(), event.PrefixDirectory); err != nil {
 			return err
 		}
-		return tx.UpsertUser(ctx, u)
+		return tx.UpsertUser(ctx, u, seq)
 
 	case dsyncv1.EventType_EVENT_TYPE_USER_DELETED:
 		id := ev.GetUser().GetId()
@@ -166,7 +167,7 @@ func applyEvent(ctx context.Context, tx Tx, ev *dsyncv1.Event) error {
 		if err := checkID(g.GetDirectoryId(), event.PrefixDirectory); err != nil {
 			return err
 		}
-		return tx.UpsertGroup(ctx, g)
+		return tx.UpsertGroup(ctx, g, seq)
 
 	case dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED:
 		id := ev.GetGroup().GetId()

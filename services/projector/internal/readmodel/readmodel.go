@@ -48,6 +48,11 @@ type Store interface {
 	FindUsers(ctx context.Context, directoryID string, k Key, r Range) ([]*dsyncv1.User, error)
 	// FindGroups lists a directory's groups whose key equals k, using an index.
 	FindGroups(ctx context.Context, directoryID string, k Key, r Range) ([]*dsyncv1.GroupWithCount, error)
+	// QueryUsers and QueryGroups are the SCIM searches' scans: one
+	// directory, optionally narrowed by an indexed equality, in the order of
+	// a sort key (ties by id), with the rows' versions.
+	QueryUsers(ctx context.Context, q Query) ([]VersionedUser, error)
+	QueryGroups(ctx context.Context, q Query) ([]*dsyncv1.GroupWithCount, error)
 	// CountUsers and CountGroups count a directory's users and groups.
 	CountUsers(ctx context.Context, directoryID string) (int64, error)
 	CountGroups(ctx context.Context, directoryID string) (int64, error)
@@ -83,17 +88,22 @@ type Tx interface {
 	// DeleteDirectory removes the directory with its users, groups and
 	// memberships.
 	DeleteDirectory(ctx context.Context, id string) error
-	UpsertUser(ctx context.Context, u *dsyncv1.User) error
+	// UpsertUser stores u; version is the stream sequence of the event that
+	// carried it (SCIM's meta.version). The user's emails (UserEmails) are
+	// indexed for KeyEmail.
+	UpsertUser(ctx context.Context, u *dsyncv1.User, version uint64) error
 	// DeleteUser removes the user and its memberships.
 	DeleteUser(ctx context.Context, id string) error
-	UpsertGroup(ctx context.Context, g *dsyncv1.Group) error
+	// UpsertGroup stores g; version is as for UpsertUser. Membership changes
+	// do not change a group's version.
+	UpsertGroup(ctx context.Context, g *dsyncv1.Group, version uint64) error
 	// DeleteGroup removes the group and its memberships.
 	DeleteGroup(ctx context.Context, id string) error
 	// AddMember records the edge; adding an existing edge is a no-op.
 	AddMember(ctx context.Context, directoryID, groupID, userID string) error
 	RemoveMember(ctx context.Context, groupID, userID string) error
 	// RecordEvent keeps a public event for the Events API under its stream
-	// sequence. A sequence or event id recorded already is left as it is
+	// sequence, indexed by the user and group it is about (EventResources). A sequence or event id recorded already is left as it is
 	// (a replay, or a duplicate publish outside the dedup window): it must
 	// never stall the projection.
 	RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) error
@@ -108,6 +118,8 @@ const (
 	KeyID KeyField = iota + 1
 	KeyIdpID
 	KeyUserName
+	// KeyEmail matches any of a user's emails (UserEmails), not only the
+	// primary one.
 	KeyEmail
 	// KeyGroupName is a group's name (SCIM displayName).
 	KeyGroupName
@@ -127,6 +139,10 @@ type EventFilter struct {
 	Types          []string
 	DirectoryID    string
 	OrganizationID string
+	// UserID and GroupID keep the events about that user or group
+	// (EventResources).
+	UserID  string
+	GroupID string
 	// OccurredFrom (inclusive) and OccurredTo (exclusive) bound occurred_at.
 	OccurredFrom time.Time
 	OccurredTo   time.Time

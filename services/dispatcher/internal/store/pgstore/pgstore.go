@@ -218,6 +218,11 @@ func (s *Store) EnabledEndpoints(ctx context.Context) ([]delivery.Endpoint, erro
 	return s.endpoints(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE state = $1 ORDER BY id`, string(delivery.EndpointEnabled))
 }
 
+// AllEndpoints implements delivery.Store.
+func (s *Store) AllEndpoints(ctx context.Context) ([]delivery.Endpoint, error) {
+	return s.endpoints(ctx, `SELECT `+endpointCols+` FROM endpoints ORDER BY id`)
+}
+
 func (s *Store) endpoints(ctx context.Context, sql string, args ...any) ([]delivery.Endpoint, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -259,63 +264,76 @@ func (s *Store) SetEndpointState(ctx context.Context, id string, state delivery.
 	})
 }
 
-// AddEvent implements delivery.Store.
+// AddEvent implements delivery.Store. The event and its deliveries go in
+// one batch: one round trip, in the implicit transaction PostgreSQL gives a
+// pipeline (all or nothing).
 func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.Delivery) (int, error) {
-	inserted := 0
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		body := ev.Body
-		if body == nil {
-			body = []byte{}
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, ev.CreatedAt, ev.TraceParent); err != nil { //nolint:gosec // a stream sequence
-			return fmt.Errorf("insert event: %w", err)
-		}
-		n, err := insertDeliveries(ctx, tx, ds, false, time.Time{})
-		inserted = n
-		return err
-	})
+	body := ev.Body
+	if body == nil {
+		body = []byte{}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, ev.CreatedAt, ev.TraceParent) //nolint:gosec // a stream sequence
+	queueDeliveries(b, ds, false, time.Time{})
+	n, err := sendInserts(s.pool.SendBatch(ctx, b), 1, len(ds))
 	if err != nil {
 		return 0, fmt.Errorf("add event %s: %w", ev.ID, err)
 	}
-	return inserted, nil
+	return n, nil
 }
 
-// insertDeliveries inserts ds; an existing (endpoint, event) is skipped, or
-// with reset made pending and due at at in a fresh retry round.
-func insertDeliveries(ctx context.Context, tx pgx.Tx, ds []delivery.Delivery, reset bool, at time.Time) (int, error) {
+// queueDeliveries queues the insertion of ds; an existing (endpoint, event)
+// is skipped, or with reset made pending and due at at in a fresh retry
+// round.
+func queueDeliveries(b *pgx.Batch, ds []delivery.Delivery, reset bool, at time.Time) {
 	conflict := `DO NOTHING`
 	if reset {
 		conflict = `DO UPDATE SET state = 'pending', next_attempt_at = $12, round_start = deliveries.attempts, updated_at = $12`
 	}
-	inserted := 0
+	sql := `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
+		next_attempt_at, created_at, updated_at, directory_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (endpoint_id, event_id) ` + conflict
 	for _, d := range ds {
-		sql := `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
-			next_attempt_at, created_at, updated_at, directory_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (endpoint_id, event_id) ` + conflict
 		args := []any{d.ID, d.EndpointID, d.EventID, d.EventName, d.Subject, int64(d.Seq), string(d.State), //nolint:gosec // a stream sequence
 			d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, d.DirectoryID}
 		if reset {
 			args = append(args, at)
 		}
-		tag, err := tx.Exec(ctx, sql, args...)
+		b.Queue(sql, args...)
+	}
+}
+
+// sendInserts reads the results of a batch of skip statements followed by
+// the insertions of deliveries, returns how many rows those inserted, and
+// closes the batch.
+func sendInserts(br pgx.BatchResults, skip, deliveries int) (int, error) {
+	inserted := 0
+	for i := range skip + deliveries {
+		tag, err := br.Exec()
 		if err != nil {
-			return 0, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+			_ = br.Close()
+			return 0, err
 		}
-		inserted += int(tag.RowsAffected())
+		if i >= skip {
+			inserted += int(tag.RowsAffected())
+		}
+	}
+	if err := br.Close(); err != nil {
+		return 0, err
 	}
 	return inserted, nil
 }
 
-// ScheduleDeliveries implements delivery.Store.
+// ScheduleDeliveries implements delivery.Store (one batch, as AddEvent).
 func (s *Store) ScheduleDeliveries(ctx context.Context, ds []delivery.Delivery, reset bool, at time.Time) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		n, err = insertDeliveries(ctx, tx, ds, reset, at)
-		return err
-	})
+	if len(ds) == 0 {
+		return 0, nil
+	}
+	b := &pgx.Batch{}
+	queueDeliveries(b, ds, reset, at)
+	n, err := sendInserts(s.pool.SendBatch(ctx, b), 0, len(ds))
 	if err != nil {
 		return 0, fmt.Errorf("schedule deliveries: %w", err)
 	}
@@ -419,23 +437,34 @@ WITH busy AS (
     FROM endpoints e LEFT JOIN busy b ON b.endpoint_id = e.id
     WHERE e.state = 'enabled' AND coalesce(b.n, 0) < $4
 ), cand AS (
-    -- Per open endpoint, only its first few due deliveries are looked at
-    -- (index deliveries_endpoint_due, stopping at the LIMIT), so a claim
-    -- costs the same whatever the backlog.
+    -- Per open endpoint, only a window of its first due deliveries in
+    -- index order (deliveries_endpoint_due, a plain ordered scan stopped by
+    -- the LIMIT) is looked at, and within it the first o.free that may go:
+    -- a claim costs the same however long the endpoint's backlog (say, a
+    -- dead endpoint's). The price: were a whole window's worth of due
+    -- deliveries waiting behind retrying earlier ones, the endpoint's other
+    -- deliveries would wait for those retries too; other endpoints never.
     SELECT x.id, x.next_attempt_at, x.seq
     FROM open o CROSS JOIN LATERAL (
-        SELECT d.id, d.next_attempt_at, d.seq FROM deliveries d
-        WHERE d.endpoint_id = o.id AND d.state = 'pending' AND d.next_attempt_at <= $1
-          AND (d.claimed_until IS NULL OR d.claimed_until <= $1)
-          AND NOT EXISTS (
-              SELECT 1 FROM deliveries p
-              WHERE p.endpoint_id = d.endpoint_id AND p.subject = d.subject
-                AND p.state = 'pending' AND p.seq < d.seq)
-          AND (o.ordering <> 'directory' OR NOT EXISTS (
-              SELECT 1 FROM deliveries p
-              WHERE p.endpoint_id = d.endpoint_id AND p.directory_id = d.directory_id
-                AND p.state = 'pending' AND p.seq < d.seq))
-        ORDER BY d.next_attempt_at, d.seq, d.id
+        SELECT w.id, w.next_attempt_at, w.seq FROM (
+            SELECT d.id, d.endpoint_id, d.subject, d.directory_id, d.next_attempt_at, d.seq
+            FROM deliveries d
+            WHERE d.endpoint_id = o.id AND d.state = 'pending' AND d.next_attempt_at <= $1
+              AND (d.claimed_until IS NULL OR d.claimed_until <= $1)
+            ORDER BY d.next_attempt_at, d.seq
+            LIMIT 256) w
+        -- The first pending delivery of its subject (of its directory
+        -- under OrderDirectory): scalar subqueries, one index probe each
+        -- (deliveries_subject_order, deliveries_directory_order), evaluated
+        -- only until o.free rows qualify. (NOT EXISTS would become an anti
+        -- join keyed on the endpoint alone, reading its whole backlog for
+        -- every candidate.)
+        WHERE w.seq = (
+              SELECT min(p.seq) FROM deliveries p
+              WHERE p.endpoint_id = w.endpoint_id AND p.subject = w.subject AND p.state = 'pending')
+          AND (o.ordering <> 'directory' OR w.seq = (
+              SELECT min(p.seq) FROM deliveries p
+              WHERE p.endpoint_id = w.endpoint_id AND p.directory_id = w.directory_id AND p.state = 'pending'))
         LIMIT o.free) x
 ), picked AS (
     SELECT id FROM cand ORDER BY next_attempt_at, seq, id LIMIT $3
@@ -474,51 +503,88 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, 
 
 // FinishAttempt implements delivery.Store.
 func (s *Store) FinishAttempt(ctx context.Context, a delivery.Attempt, o delivery.Outcome) error {
+	recorded, err := s.FinishAttempts(ctx, []delivery.Finished{{Attempt: a, Outcome: o}})
+	if err != nil {
+		return err
+	}
+	if !recorded[0] {
+		return fmt.Errorf("finish attempt %d of %s: delivery %s: %w", a.Number, a.DeliveryID, a.DeliveryID, delivery.ErrNotFound)
+	}
+	return nil
+}
+
+// finishSQL records one attempt in one statement, so a batch of them is
+// one round trip: the delivery is updated and its lease released, the
+// attempt inserted (a second recording of the same number, after a lease
+// expired under a very slow attempt, keeps the first), and the endpoint row
+// written only when its health changes or it is to be disabled, so the
+// common case (healthy stays healthy) takes no lock on it. It returns a row
+// when the delivery exists.
+//
+// $1 delivery id, $2 state, $3 attempt number, $4 status code, $5 error,
+// $6 next attempt, $7 now, $8 started at, $9 latency µs, $10 response body,
+// $11 succeeded, $12 disable, $13 disable reason.
+const finishSQL = `
+WITH d AS (
+    UPDATE deliveries SET state = $2, attempts = greatest(attempts, $3),
+        last_status_code = $4, last_error = $5,
+        next_attempt_at = CASE WHEN $2 = 'pending' THEN $6 ELSE next_attempt_at END,
+        claimed_until = NULL, updated_at = $7
+    WHERE id = $1 RETURNING endpoint_id
+), a AS (
+    INSERT INTO attempts (delivery_id, number, started_at, status_code, error, latency_us, response_body)
+    SELECT $1, $3, $8, $4, $5, $9, $10 FROM d
+    ON CONFLICT (delivery_id, number) DO NOTHING
+), e AS (
+    UPDATE endpoints e SET
+        failing_since = CASE WHEN $11 THEN NULL ELSE coalesce(e.failing_since, $8) END,
+        state = CASE WHEN $12 AND e.state = 'enabled' THEN 'disabled' ELSE e.state END,
+        disabled_reason = CASE WHEN $12 AND e.state = 'enabled' THEN $13 ELSE e.disabled_reason END,
+        disabled_seq = CASE WHEN $12 AND e.state = 'enabled' THEN (SELECT coalesce(max(seq), 0) FROM events)
+            ELSE e.disabled_seq END,
+        updated_at = CASE WHEN $12 AND e.state = 'enabled' THEN $7 ELSE e.updated_at END
+    FROM d
+    WHERE e.id = d.endpoint_id
+      AND (($12 AND e.state = 'enabled')
+        OR ($11 AND e.failing_since IS NOT NULL)
+        OR (NOT $11 AND e.failing_since IS NULL))
+)
+SELECT 1 FROM d`
+
+// FinishAttempts implements delivery.Store: the batch goes in one round
+// trip and one transaction.
+func (s *Store) FinishAttempts(ctx context.Context, fs []delivery.Finished) ([]bool, error) {
+	recorded := make([]bool, len(fs))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		now := a.StartedAt.Add(a.Latency)
-		var endpointID string
-		err := tx.QueryRow(ctx, `UPDATE deliveries SET state = $2, attempts = greatest(attempts, $3),
-				last_status_code = $4, last_error = $5,
-				next_attempt_at = CASE WHEN $2 = 'pending' THEN $6 ELSE next_attempt_at END,
-				claimed_until = NULL, updated_at = $7
-			WHERE id = $1 RETURNING endpoint_id`,
-			a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, o.NextAttemptAt, now).Scan(&endpointID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("delivery %s: %w", a.DeliveryID, delivery.ErrNotFound)
+		b := &pgx.Batch{}
+		for _, f := range fs {
+			a, o := f.Attempt, f.Outcome
+			b.Queue(finishSQL, a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, o.NextAttemptAt,
+				a.StartedAt.Add(a.Latency), a.StartedAt, a.Latency.Microseconds(), a.ResponseBody,
+				o.State == delivery.DeliverySucceeded, o.DisableEndpoint, o.DisableReason)
 		}
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		// A second recording of the same attempt number (a lease that
-		// expired under a very slow attempt) keeps the first.
-		if _, err := tx.Exec(ctx, `INSERT INTO attempts (delivery_id, number, started_at, status_code, error, latency_us, response_body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id, number) DO NOTHING`,
-			a.DeliveryID, a.Number, a.StartedAt, a.StatusCode, a.Error, a.Latency.Microseconds(), a.ResponseBody); err != nil {
-			return fmt.Errorf("insert attempt: %w", err)
-		}
-		// Only a change of health writes the endpoint row, so the common
-		// case (healthy stays healthy) takes no lock on it.
-		if o.State == delivery.DeliverySucceeded {
-			_, err = tx.Exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, endpointID)
-		} else {
-			_, err = tx.Exec(ctx, `UPDATE endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL`, endpointID, a.StartedAt)
-		}
-		if err != nil {
-			return fmt.Errorf("update endpoint health: %w", err)
-		}
-		if o.DisableEndpoint {
-			if _, err := tx.Exec(ctx, `UPDATE endpoints SET state = 'disabled', disabled_reason = $3,
-				disabled_seq = (SELECT coalesce(max(seq), 0) FROM events), updated_at = $2 WHERE id = $1 AND state = 'enabled'`,
-				endpointID, now, o.DisableReason); err != nil {
-				return fmt.Errorf("disable endpoint: %w", err)
+		br := tx.SendBatch(ctx, b)
+		for i, f := range fs {
+			var one int
+			err := br.QueryRow().Scan(&one)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				_ = br.Close()
+				return fmt.Errorf("finish attempt %d of %s: %w", f.Attempt.Number, f.Attempt.DeliveryID, err)
+			default:
+				recorded[i] = true
 			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("finish attempts: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("finish attempt %d of %s: %w", a.Number, a.DeliveryID, err)
+		return nil, err
 	}
-	return nil
+	return recorded, nil
 }
 
 // GetDelivery implements delivery.Store.

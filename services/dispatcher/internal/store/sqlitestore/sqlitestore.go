@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/dsync-dev/dsync/pkg/sqlitex"
@@ -39,7 +38,19 @@ func Migrations() fs.FS {
 // Store implements delivery.Store on SQLite.
 type Store struct {
 	db *sql.DB
+	// stmts holds the hot statements, prepared once at Open: parsing and
+	// planning them (the claim query above all) otherwise costs more than
+	// running them.
+	stmts map[string]*sql.Stmt
+	// checkpointer is a second connection that copies the write-ahead log
+	// into the database (see checkpoint); stop ends its goroutine.
+	checkpointer *sql.DB
+	stop         context.CancelFunc
+	stopped      chan struct{}
 }
+
+// checkpointEvery is how often the write-ahead log is checkpointed.
+const checkpointEvery = 250 * time.Millisecond
 
 var _ delivery.Store = (*Store)(nil)
 
@@ -54,11 +65,119 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, stopped: make(chan struct{})}
+	// SQLite checkpoints the log in whichever commit crosses 1000 pages,
+	// with an fsync, holding the one connection: every store call queued
+	// behind it (the webhook of a healthy endpoint included) waits
+	// milliseconds. A passive checkpoint on a connection of its own runs
+	// beside the writer instead.
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("disable autocheckpoint: %w", err)
+	}
+	if s.checkpointer, err = sqlitex.Open(ctx, path); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	var cctx context.Context
+	cctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	go s.checkpoint(cctx)
+	// Prepared here, never lazily: preparing needs the one connection,
+	// which a method holding a transaction already has (deadlock).
+	for _, q := range hotSQL {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		s.stmts[q] = st
+	}
+	return s, nil
+}
+
+// hotSQL are the statements of the delivery path (ingest, claim, finish).
+var hotSQL = []string{
+	enabledEndpointsSQL, allEndpointsSQL, insertEventSQL, insertDeliverySQL, resetDeliverySQL,
+	claimSQL, leaseSQL, finishDeliverySQL, insertAttemptSQL, healthySQL, failingSQL, disableSQL, backlogSQL,
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stop()
+	<-s.stopped
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
+	_ = s.checkpointer.Close()
+	return s.db.Close()
+}
+
+// checkpoint copies the write-ahead log into the database every
+// checkpointEvery until ctx is done. PASSIVE never blocks the writer; the
+// log restarts from its beginning once a checkpoint has caught up, so it
+// stays small.
+func (s *Store) checkpoint(ctx context.Context) {
+	defer close(s.stopped)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// A last full pass so the database file is complete at rest.
+			_, _ = s.checkpointer.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(PASSIVE)`)
+			return
+		case <-t.C:
+			// An error (say, a full disk) is retried at the next tick; the
+			// log keeps every commit meanwhile.
+			_, _ = s.checkpointer.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
+// stmt returns the prepared form of q for use in tx (or outside any
+// transaction when tx is nil), or nil when q is not a hot statement.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	st := s.stmts[q]
+	if st == nil || tx == nil {
+		return st
+	}
+	// On the same connection (there is only one) the prepared statement
+	// is reused, not prepared again.
+	return tx.StmtContext(ctx, st)
+}
+
+// exec runs q in tx, prepared when it is a hot statement.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st := s.stmt(ctx, tx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	if tx == nil {
+		return s.db.ExecContext(ctx, q, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
+}
+
+// query runs q in tx, prepared when it is a hot statement.
+func (s *Store) query(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	if st := s.stmt(ctx, tx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	if tx == nil {
+		return s.db.QueryContext(ctx, q, args...)
+	}
+	return tx.QueryContext(ctx, q, args...)
+}
+
+// queryRow runs q in tx, prepared when it is a hot statement.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := s.stmt(ctx, tx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	if tx == nil {
+		return s.db.QueryRowContext(ctx, q, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
+}
 
 // Times are stored as unix microseconds, PostgreSQL's precision, so both
 // stores return the same values.
@@ -237,13 +356,22 @@ func (s *Store) ListEndpoints(ctx context.Context, q delivery.ListQuery) ([]deli
 	return s.endpoints(ctx, query, q.Cursor, q.Limit)
 }
 
+const enabledEndpointsSQL = `SELECT ` + endpointCols + ` FROM endpoints WHERE state = 'enabled' ORDER BY id`
+
 // EnabledEndpoints implements delivery.Store.
 func (s *Store) EnabledEndpoints(ctx context.Context) ([]delivery.Endpoint, error) {
-	return s.endpoints(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE state = ? ORDER BY id`, string(delivery.EndpointEnabled))
+	return s.endpoints(ctx, enabledEndpointsSQL)
+}
+
+const allEndpointsSQL = `SELECT ` + endpointCols + ` FROM endpoints ORDER BY id`
+
+// AllEndpoints implements delivery.Store.
+func (s *Store) AllEndpoints(ctx context.Context) ([]delivery.Endpoint, error) {
+	return s.endpoints(ctx, allEndpointsSQL)
 }
 
 func (s *Store) endpoints(ctx context.Context, query string, args ...any) ([]delivery.Endpoint, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, nil, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("select endpoints: %w", err)
 	}
@@ -315,12 +443,11 @@ func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.D
 		if body == nil {
 			body = []byte{}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		if _, err := s.exec(ctx, tx, insertEventSQL,
 			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, micros(ev.CreatedAt), ev.TraceParent); err != nil { //nolint:gosec // a stream sequence
 			return fmt.Errorf("insert event: %w", err)
 		}
-		n, err := insertDeliveries(ctx, tx, ds, false, time.Time{})
+		n, err := s.insertDeliveries(ctx, tx, ds, false, time.Time{})
 		inserted = n
 		return err
 	})
@@ -330,12 +457,25 @@ func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.D
 	return inserted, nil
 }
 
+const insertEventSQL = `INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
+	VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+
+const insertDeliveryHead = `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
+	next_attempt_at, created_at, updated_at, directory_id)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (endpoint_id, event_id) `
+
+const (
+	insertDeliverySQL = insertDeliveryHead + `DO NOTHING`
+	resetDeliverySQL  = insertDeliveryHead + `DO UPDATE SET state = 'pending', next_attempt_at = ?12,
+		round_start = deliveries.attempts, updated_at = ?12`
+)
+
 // insertDeliveries inserts ds; an existing (endpoint, event) is skipped, or
 // with reset made pending and due at at in a fresh retry round.
-func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []delivery.Delivery, reset bool, at time.Time) (int, error) {
-	conflict := `DO NOTHING`
+func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []delivery.Delivery, reset bool, at time.Time) (int, error) {
+	q := insertDeliverySQL
 	if reset {
-		conflict = `DO UPDATE SET state = 'pending', next_attempt_at = ?12, round_start = deliveries.attempts, updated_at = ?12`
+		q = resetDeliverySQL
 	}
 	inserted := 0
 	for _, d := range ds {
@@ -344,9 +484,7 @@ func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []delivery.Delivery, r
 		if reset {
 			args = append(args, micros(at))
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
-			next_attempt_at, created_at, updated_at, directory_id)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (endpoint_id, event_id) `+conflict, args...)
+		res, err := s.exec(ctx, tx, q, args...)
 		if err != nil {
 			return 0, fmt.Errorf("insert delivery %s: %w", d.ID, err)
 		}
@@ -364,7 +502,7 @@ func (s *Store) ScheduleDeliveries(ctx context.Context, ds []delivery.Delivery, 
 	n := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		n, err = insertDeliveries(ctx, tx, ds, reset, at)
+		n, err = s.insertDeliveries(ctx, tx, ds, reset, at)
 		return err
 	})
 	if err != nil {
@@ -425,9 +563,11 @@ func (s *Store) RecoverFailed(ctx context.Context, endpointID string, since, at 
 	return int(n), nil
 }
 
+const backlogSQL = `SELECT endpoint_id, count(*) FROM deliveries WHERE state = 'pending' GROUP BY endpoint_id`
+
 // Backlog implements delivery.Store.
 func (s *Store) Backlog(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT endpoint_id, count(*) FROM deliveries WHERE state = 'pending' GROUP BY endpoint_id`)
+	rows, err := s.query(ctx, nil, backlogSQL)
 	if err != nil {
 		return nil, fmt.Errorf("select backlog: %w", err)
 	}
@@ -500,7 +640,10 @@ WITH busy AS (
               SELECT 1 FROM deliveries p
               WHERE p.endpoint_id = x.endpoint_id AND p.directory_id = x.directory_id
                 AND p.state = 'pending' AND p.seq < x.seq))
-        ORDER BY x.next_attempt_at, x.seq, x.id
+        -- Exactly the order of deliveries_endpoint_due (seq is unique per
+        -- endpoint): the scan streams and stops at the LIMIT, where a
+        -- sort would read the endpoint's whole due backlog first.
+        ORDER BY x.next_attempt_at, x.seq
         LIMIT ?3)
 ), ranked AS (
     SELECT id, next_attempt_at, seq, free,
@@ -518,11 +661,15 @@ JOIN endpoints e ON e.id = d.endpoint_id
 JOIN events ev ON ev.id = d.event_id
 ORDER BY d.next_attempt_at, d.seq, d.id`
 
+// leaseSQL leases the deliveries whose ids are in the JSON array ?2: one
+// prepared statement whatever the number of ids.
+const leaseSQL = `UPDATE deliveries SET claimed_until = ?1 WHERE id IN (SELECT value FROM json_each(?2))`
+
 // ClaimDue implements delivery.Store.
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int) ([]delivery.Claim, error) {
 	var claims []delivery.Claim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, claimSQL, micros(now), limit, perEndpoint)
+		rows, err := s.query(ctx, tx, claimSQL, micros(now), limit, perEndpoint)
 		if err != nil {
 			return fmt.Errorf("select due: %w", err)
 		}
@@ -550,13 +697,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, 
 		if len(claims) == 0 {
 			return nil
 		}
-		ids := make([]any, 0, len(claims)+1)
-		ids = append(ids, micros(leaseUntil))
+		ids := make([]string, 0, len(claims))
 		for _, c := range claims {
 			ids = append(ids, c.Delivery.ID)
 		}
-		marks := strings.TrimSuffix(strings.Repeat("?,", len(claims)), ",")
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET claimed_until = ? WHERE id IN (`+marks+`)`, ids...); err != nil {
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return fmt.Errorf("lease: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, leaseSQL, micros(leaseUntil), string(list)); err != nil {
 			return fmt.Errorf("lease: %w", err)
 		}
 		return nil
@@ -569,50 +718,83 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, 
 
 // FinishAttempt implements delivery.Store.
 func (s *Store) FinishAttempt(ctx context.Context, a delivery.Attempt, o delivery.Outcome) error {
+	recorded, err := s.FinishAttempts(ctx, []delivery.Finished{{Attempt: a, Outcome: o}})
+	if err != nil {
+		return err
+	}
+	if !recorded[0] {
+		return fmt.Errorf("finish attempt %d of %s: delivery %s: %w", a.Number, a.DeliveryID, a.DeliveryID, delivery.ErrNotFound)
+	}
+	return nil
+}
+
+const (
+	finishDeliverySQL = `UPDATE deliveries SET state = ?2, attempts = max(attempts, ?3),
+			last_status_code = ?4, last_error = ?5,
+			next_attempt_at = CASE WHEN ?2 = 'pending' THEN ?6 ELSE next_attempt_at END,
+			claimed_until = NULL, updated_at = ?7
+		WHERE id = ?1 RETURNING endpoint_id`
+	// A second recording of the same attempt number (a lease that expired
+	// under a very slow attempt) keeps the first.
+	insertAttemptSQL = `INSERT INTO attempts (delivery_id, number, started_at, status_code, error, latency_us, response_body)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING`
+	// Only a change of health writes the endpoint row, so the common case
+	// (healthy stays healthy) adds no write to it.
+	healthySQL = `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`
+	failingSQL = `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`
+	disableSQL = `UPDATE endpoints SET state = 'disabled', disabled_reason = ?,
+		disabled_seq = (SELECT coalesce(max(seq), 0) FROM events), updated_at = ? WHERE id = ? AND state = 'enabled'`
+)
+
+// FinishAttempts implements delivery.Store.
+func (s *Store) FinishAttempts(ctx context.Context, fs []delivery.Finished) ([]bool, error) {
+	recorded := make([]bool, len(fs))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := micros(a.StartedAt.Add(a.Latency))
-		var endpointID string
-		err := tx.QueryRowContext(ctx, `UPDATE deliveries SET state = ?2, attempts = max(attempts, ?3),
-				last_status_code = ?4, last_error = ?5,
-				next_attempt_at = CASE WHEN ?2 = 'pending' THEN ?6 ELSE next_attempt_at END,
-				claimed_until = NULL, updated_at = ?7
-			WHERE id = ?1 RETURNING endpoint_id`,
-			a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, micros(o.NextAttemptAt), now).Scan(&endpointID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("delivery %s: %w", a.DeliveryID, delivery.ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, number, started_at, status_code, error, latency_us, response_body)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING`,
-			a.DeliveryID, a.Number, micros(a.StartedAt), a.StatusCode, a.Error, a.Latency.Microseconds(), a.ResponseBody); err != nil {
-			return fmt.Errorf("insert attempt: %w", err)
-		}
-		// Only a change of health writes the endpoint row, so the common
-		// case (healthy stays healthy) adds no contention on it.
-		if o.State == delivery.DeliverySucceeded {
-			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, endpointID)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`,
-				micros(a.StartedAt), endpointID)
-		}
-		if err != nil {
-			return fmt.Errorf("update endpoint health: %w", err)
-		}
-		if o.DisableEndpoint {
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET state = 'disabled', disabled_reason = ?,
-				disabled_seq = (SELECT coalesce(max(seq), 0) FROM events), updated_at = ? WHERE id = ? AND state = 'enabled'`,
-				o.DisableReason, now, endpointID); err != nil {
-				return fmt.Errorf("disable endpoint: %w", err)
+		for i, f := range fs {
+			ok, err := s.finish(ctx, tx, f.Attempt, f.Outcome)
+			if err != nil {
+				return fmt.Errorf("finish attempt %d of %s: %w", f.Attempt.Number, f.Attempt.DeliveryID, err)
 			}
+			recorded[i] = ok
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("finish attempt %d of %s: %w", a.Number, a.DeliveryID, err)
+		return nil, err
 	}
-	return nil
+	return recorded, nil
+}
+
+// finish records one attempt in tx; false when the delivery is gone.
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, a delivery.Attempt, o delivery.Outcome) (bool, error) {
+	now := micros(a.StartedAt.Add(a.Latency))
+	var endpointID string
+	err := s.queryRow(ctx, tx, finishDeliverySQL,
+		a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, micros(o.NextAttemptAt), now).Scan(&endpointID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("update delivery: %w", err)
+	}
+	if _, err := s.exec(ctx, tx, insertAttemptSQL,
+		a.DeliveryID, a.Number, micros(a.StartedAt), a.StatusCode, a.Error, a.Latency.Microseconds(), a.ResponseBody); err != nil {
+		return false, fmt.Errorf("insert attempt: %w", err)
+	}
+	if o.State == delivery.DeliverySucceeded {
+		_, err = s.exec(ctx, tx, healthySQL, endpointID)
+	} else {
+		_, err = s.exec(ctx, tx, failingSQL, micros(a.StartedAt), endpointID)
+	}
+	if err != nil {
+		return false, fmt.Errorf("update endpoint health: %w", err)
+	}
+	if o.DisableEndpoint {
+		if _, err := s.exec(ctx, tx, disableSQL, o.DisableReason, now, endpointID); err != nil {
+			return false, fmt.Errorf("disable endpoint: %w", err)
+		}
+	}
+	return true, nil
 }
 
 // GetDelivery implements delivery.Store.

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) delivery.Store) {
 	t.Run("ClaimPerEndpointCap", func(t *testing.T) { testClaimCap(t, open(t)) })
 	t.Run("ClaimSubjectOrder", func(t *testing.T) { testClaimOrder(t, open(t)) })
 	t.Run("FinishAttempt", func(t *testing.T) { testFinishAttempt(t, open(t)) })
+	t.Run("FinishAttemptsBatch", func(t *testing.T) { testFinishAttempts(t, open(t)) })
 	t.Run("ListDeliveries", func(t *testing.T) { testListDeliveries(t, open(t)) })
 	t.Run("UpdateEndpoint", func(t *testing.T) { testUpdateEndpoint(t, open(t)) })
 	t.Run("EndpointStateAndHealth", func(t *testing.T) { testEndpointState(t, open(t)) })
@@ -434,4 +435,56 @@ func testListDeliveries(t *testing.T, s delivery.Store) {
 	require.ErrorIs(t, err, delivery.ErrInvalid)
 	_, _, err = delivery.Paginate(ctx, delivery.Page{Before: ids[0], After: ids[1]}, id, fetch)
 	require.ErrorIs(t, err, delivery.ErrInvalid)
+}
+
+// testFinishAttempts records a batch in one call: each as FinishAttempt
+// would, a vanished delivery skipped, the endpoint's health following the
+// batch's order, a second disable of a disabled endpoint keeping its reason.
+func testFinishAttempts(t *testing.T, s delivery.Store) {
+	ctx := t.Context()
+	f := newFixture(t, s)
+	e := f.endpoint()
+	a := f.event("dsync.ev.d.user.a", 1, base, e)
+	b := f.event("dsync.ev.d.user.b", 2, base, e)
+	c := f.event("dsync.ev.d.user.c", 3, base, e)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	require.NoError(t, err)
+	require.Len(t, claims, 3)
+	next := base.Add(time.Hour)
+	recorded, err := s.FinishAttempts(ctx, []delivery.Finished{
+		{Attempt: delivery.Attempt{DeliveryID: a[0].ID, Number: 1, StartedAt: base, StatusCode: 500, Error: "unexpected status 500"},
+			Outcome: delivery.Outcome{State: delivery.DeliveryPending, NextAttemptAt: next}},
+		{Attempt: delivery.Attempt{DeliveryID: f.ids.New(event.PrefixDelivery), Number: 1, StartedAt: base},
+			Outcome: delivery.Outcome{State: delivery.DeliverySucceeded}},
+		{Attempt: delivery.Attempt{DeliveryID: b[0].ID, Number: 1, StartedAt: base.Add(time.Second), StatusCode: 410},
+			Outcome: delivery.Outcome{State: delivery.DeliveryFailed, DisableEndpoint: true, DisableReason: "gone"}},
+		{Attempt: delivery.Attempt{DeliveryID: c[0].ID, Number: 1, StartedAt: base.Add(2 * time.Second), StatusCode: 410},
+			Outcome: delivery.Outcome{State: delivery.DeliveryFailed, DisableEndpoint: true, DisableReason: "second"}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, false, true, true}, recorded)
+
+	d, err := s.GetDelivery(ctx, a[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, delivery.DeliveryPending, d.State)
+	require.Equal(t, next, d.NextAttemptAt)
+	require.Equal(t, 1, d.Attempts)
+	for _, id := range []string{b[0].ID, c[0].ID} {
+		d, err := s.GetDelivery(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, delivery.DeliveryFailed, d.State)
+		attempts, err := s.ListAttempts(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, attempts, 1)
+	}
+	got, err := s.GetEndpoint(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, delivery.EndpointDisabled, got.State)
+	require.Equal(t, "gone", got.DisabledReason)
+	require.Equal(t, base, got.FailingSince)
+
+	// Leases are released: only the retry remains, due at next.
+	claims, err = s.ClaimDue(ctx, next, next.Add(time.Minute), 10, 10)
+	require.NoError(t, err)
+	require.Empty(t, claims, "the endpoint is disabled")
 }

@@ -23,7 +23,7 @@ const (
 
 // tables are the read model's tables, moved together by a swap.
 var tables = []string{
-	"organizations", "directories", "users", "groups", "memberships",
+	"organizations", "directories", "users", "user_emails", "groups", "memberships",
 	"projector_checkpoint", "projector_skips", "projector_events",
 }
 
@@ -32,7 +32,17 @@ var tables = []string{
 type Rebuild struct {
 	live *pgxpool.Pool
 	side *Store
+	// deferred are the definitions of the secondary indexes dropped while
+	// the new read model loads, recreated before the swap: building an
+	// index once over the loaded rows is many times faster than keeping it
+	// up to date row by row.
+	deferred []string
 }
+
+// keptIndexes are the secondary indexes the projection itself reads while
+// it applies events, so they stay during a rebuild: without them each user
+// deletion would scan every membership.
+var keptIndexes = []string{"memberships_user_id"}
 
 // OpenRebuild creates an empty, migrated read model in a schema of its own
 // on the database at url, replacing what a failed rebuild left there.
@@ -71,7 +81,66 @@ func OpenRebuild(ctx context.Context, dbURL string) (*Rebuild, error) {
 		live.Close()
 		return nil, fmt.Errorf("migrate rebuild schema: %w", err)
 	}
-	return &Rebuild{live: live, side: &Store{pool: pool}}, nil
+	r := &Rebuild{live: live, side: &Store{pool: pool}}
+	if err := r.deferIndexes(ctx); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// deferIndexes drops the rebuild schema's secondary indexes, those backing
+// no constraint (primary keys and unique constraints are what the upserts'
+// ON CONFLICT clauses need), and remembers how to create them again.
+func (r *Rebuild) deferIndexes(ctx context.Context) error {
+	rows, err := r.live.Query(ctx, `SELECT i.relname, pg_get_indexdef(i.oid)
+		FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+		JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE n.nspname = $1 AND i.relname <> ALL($2)
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+		ORDER BY i.relname`, rebuildSchema, keptIndexes)
+	if err != nil {
+		return fmt.Errorf("list rebuild indexes: %w", err)
+	}
+	type index struct{ name, def string }
+	idx, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
+		var i index
+		err := row.Scan(&i.name, &i.def)
+		return i, err
+	})
+	if err != nil {
+		return fmt.Errorf("list rebuild indexes: %w", err)
+	}
+	for _, i := range idx {
+		if _, err := r.live.Exec(ctx, `DROP INDEX `+pgx.Identifier{rebuildSchema, i.name}.Sanitize()); err != nil {
+			return fmt.Errorf("defer index %s: %w", i.name, err)
+		}
+		r.deferred = append(r.deferred, i.def)
+	}
+	return nil
+}
+
+// createDeferred creates the deferred indexes on the loaded tables.
+func (r *Rebuild) createDeferred(ctx context.Context) error {
+	conn, err := r.live.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("create indexes: %w", err)
+	}
+	defer conn.Release()
+	// Sorting in memory rather than on disk; this session only.
+	if _, err := conn.Exec(ctx, `SET maintenance_work_mem = '256MB'`); err != nil {
+		return fmt.Errorf("create indexes: %w", err)
+	}
+	for _, def := range r.deferred {
+		if _, err := conn.Exec(ctx, def); err != nil {
+			return fmt.Errorf("create index: %s: %w", def, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `RESET maintenance_work_mem`); err != nil {
+		return fmt.Errorf("create indexes: %w", err)
+	}
+	r.deferred = nil
+	return nil
 }
 
 // withSearchPath returns dbURL with search_path set to schema; pgx sends
@@ -101,6 +170,10 @@ func (r *Rebuild) Store() readmodel.Store { return r.side }
 // skips what catchUp applied. Readers wait while the tables move.
 func (r *Rebuild) SwapIn(ctx context.Context, catchUp func(ctx context.Context, live uint64) error) error {
 	defer r.close()
+	// Before the lock: readers do not wait for the index builds.
+	if err := r.createDeferred(ctx); err != nil {
+		return fmt.Errorf("swap in rebuilt read model: %w", err)
+	}
 	err := pgx.BeginFunc(ctx, r.live, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE projector_checkpoint IN ACCESS EXCLUSIVE MODE`); err != nil {
 			return fmt.Errorf("lock live checkpoint: %w", err)

@@ -52,7 +52,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("migrate read model: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	if err := s.backfill(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the pool.
@@ -61,10 +66,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Update implements readmodel.Store.
+// Update implements readmodel.Store. The Tx queues its writes and sends
+// them in pipelined batches (one round trip for many statements), so a
+// transaction's cost is the server's work, not network latency.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, readmodel.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return fn(ctx, &Tx{tx: tx})
+		t := &Tx{tx: tx}
+		if err := fn(ctx, t); err != nil {
+			return err
+		}
+		return t.flush(ctx)
 	})
 }
 
@@ -120,7 +131,7 @@ func (s *Store) ListUsers(ctx context.Context, directoryID string, r readmodel.R
 
 // GetGroup implements readmodel.Store.
 func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.GroupWithCount, error) {
-	gs, err := listGroups(ctx, s.pool, `SELECT g.data, g.member_count FROM groups g WHERE g.id = $1`, "g.id", []any{id}, readmodel.Range{Limit: 1})
+	gs, err := listGroups(ctx, s.pool, `SELECT g.data, g.member_count, g.version FROM groups g WHERE g.id = $1`, "g.id", []any{id}, readmodel.Range{Limit: 1})
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", id, err)
 	}
@@ -132,13 +143,13 @@ func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.GroupWithCoun
 
 // ListGroups implements readmodel.Store.
 func (s *Store) ListGroups(ctx context.Context, directoryID string, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
-	return listGroups(ctx, s.pool, `SELECT g.data, g.member_count FROM groups g WHERE g.directory_id = $1`, "g.id", []any{directoryID}, r)
+	return listGroups(ctx, s.pool, `SELECT g.data, g.member_count, g.version FROM groups g WHERE g.directory_id = $1`, "g.id", []any{directoryID}, r)
 }
 
 // ListUserGroups implements readmodel.Store.
 func (s *Store) ListUserGroups(ctx context.Context, userID string, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
 	return listGroups(ctx, s.pool,
-		`SELECT g.data, g.member_count FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1`,
+		`SELECT g.data, g.member_count, g.version FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1`,
 		"m.group_id", []any{userID}, r)
 }
 
@@ -173,7 +184,9 @@ func (s *Store) FindUsers(ctx context.Context, directoryID string, k readmodel.K
 	case readmodel.KeyUserName:
 		col, v = "user_name_lower", text(strings.ToLower(k.Value))
 	case readmodel.KeyEmail:
-		col, v = "email_lower", text(strings.ToLower(k.Value))
+		return list(ctx, s.pool, newUser, `SELECT data FROM users WHERE directory_id = $1 AND id IN
+			(SELECT user_id FROM user_emails WHERE directory_id = $1 AND email_lower = $2)`,
+			"id", []any{directoryID, text(strings.ToLower(k.Value))}, r)
 	default:
 		return nil, fmt.Errorf("find users: unsupported key %d", k.Field)
 	}
@@ -182,7 +195,7 @@ func (s *Store) FindUsers(ctx context.Context, directoryID string, k readmodel.K
 
 // FindGroups implements readmodel.Store.
 func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.Key, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
-	sel := `SELECT g.data, g.member_count FROM groups g WHERE g.directory_id = $1 AND `
+	sel := `SELECT g.data, g.member_count, g.version FROM groups g WHERE g.directory_id = $1 AND `
 	idCol := "g.id"
 	switch k.Field {
 	case readmodel.KeyID:
@@ -193,7 +206,7 @@ func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.
 		sel += `g.name_lower = $2`
 		k.Value = strings.ToLower(k.Value)
 	case readmodel.KeyMember:
-		sel = `SELECT g.data, g.member_count FROM memberships m JOIN groups g ON g.id = m.group_id
+		sel = `SELECT g.data, g.member_count, g.version FROM memberships m JOIN groups g ON g.id = m.group_id
 			WHERE m.directory_id = $1 AND m.user_id = $2`
 		idCol = "m.group_id"
 	default:
@@ -239,6 +252,12 @@ func (s *Store) ListEvents(ctx context.Context, f readmodel.EventFilter, r readm
 	}
 	if f.OrganizationID != "" {
 		cond(` AND organization_id = $%d`, f.OrganizationID)
+	}
+	if f.UserID != "" {
+		cond(` AND user_id = $%d`, f.UserID)
+	}
+	if f.GroupID != "" {
+		cond(` AND group_id = $%d`, f.GroupID)
 	}
 	if !f.OccurredFrom.IsZero() {
 		cond(` AND occurred_at >= $%d`, f.OccurredFrom)
@@ -325,9 +344,93 @@ func (s *Store) Skips(ctx context.Context) ([]readmodel.Skip, error) {
 	return skips, nil
 }
 
-// Tx is one read-model transaction.
+// Tx is one read-model transaction. Writes are queued and sent in one
+// pipelined batch when the transaction's own reads need them, when the
+// queue is long, and before commit; an error of any of them fails the
+// transaction, naming the write.
 type Tx struct {
-	tx pgx.Tx
+	tx    pgx.Tx
+	batch pgx.Batch
+	// what describes each queued write, for errors.
+	what []string
+	// events are the recorded events not yet sent: one multi-row insert
+	// per flush, as they depend on no other row.
+	events eventRows
+	// users and members are the current run of consecutive user upserts
+	// or membership additions, written as one statement each when the run
+	// ends: a bulk import is a long run of either.
+	users   userRun
+	members memberRun
+}
+
+// userRun is a run of user upserts by column. A user upserted twice in a
+// run keeps its last state (upserts carry the full state), as one
+// statement cannot change a row twice.
+type userRun struct {
+	at                                                     map[string]int
+	id, dir, org, idp, name, nameLower, email, first, last []string
+	state, emailLower, displayLower                        []string
+	created, updated                                       []*time.Time
+	data                                                   [][]byte
+	version                                                []int64
+	emailUser, emailDir, emailValue                        []string
+}
+
+// memberRun is a run of membership additions.
+type memberRun struct {
+	dir, group, user []string
+}
+
+// eventRows are projector_events rows by column.
+type eventRows struct {
+	seq                                []int64
+	id, dir, org, typ, userID, groupID []string
+	occurred                           []*time.Time
+	data                               [][]byte
+}
+
+// maxQueued bounds the writes queued before a flush, and so the memory a
+// large transaction holds.
+const maxQueued = 4096
+
+// queue adds a write to the batch.
+func (t *Tx) queue(ctx context.Context, what, sql string, args ...any) error {
+	t.endRuns()
+	t.batch.Queue(sql, args...)
+	t.what = append(t.what, what)
+	if len(t.what) >= maxQueued {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
+// flush sends the queued writes and reads their results in order.
+func (t *Tx) flush(ctx context.Context) error {
+	t.endRuns()
+	if e := t.events; len(e.seq) > 0 {
+		t.batch.Queue(`INSERT INTO projector_events (seq, id, directory_id, organization_id, type, occurred_at, data, user_id, group_id)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[], $8::text[], $9::text[])
+			ON CONFLICT DO NOTHING`, e.seq, e.id, e.dir, e.org, e.typ, e.occurred, e.data, e.userID, e.groupID)
+		t.what = append(t.what, fmt.Sprintf("record events %d to %d", e.seq[0], e.seq[len(e.seq)-1]))
+		t.events = eventRows{}
+	}
+	if len(t.what) == 0 {
+		return nil
+	}
+	// The results read the batch as they go: hand it over whole.
+	batch, what := t.batch, t.what
+	t.batch, t.what = pgx.Batch{}, nil
+	br := t.tx.SendBatch(ctx, &batch)
+	for _, w := range what {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("%s: %w", w, err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("write batch: %w", err)
+	}
+	return nil
 }
 
 var _ readmodel.Tx = (*Tx)(nil)
@@ -336,6 +439,9 @@ var _ readmodel.Tx = (*Tx)(nil)
 // projectors on one database: the second waits, then sees the first's
 // checkpoint and skips what it applied.
 func (t *Tx) Checkpoint(ctx context.Context) (uint64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
 	var seq int64
 	if err := t.tx.QueryRow(ctx, `SELECT seq FROM projector_checkpoint WHERE id = 1 FOR UPDATE`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("read checkpoint: %w", err)
@@ -345,21 +451,14 @@ func (t *Tx) Checkpoint(ctx context.Context) (uint64, error) {
 
 // SetCheckpoint implements readmodel.Tx.
 func (t *Tx) SetCheckpoint(ctx context.Context, seq uint64) error {
-	if _, err := t.tx.Exec(ctx, `UPDATE projector_checkpoint SET seq = $1 WHERE id = 1`, int64(seq)); err != nil {
-		return fmt.Errorf("set checkpoint: %w", err)
-	}
-	return nil
+	return t.queue(ctx, "set checkpoint", `UPDATE projector_checkpoint SET seq = $1 WHERE id = 1`, int64(seq))
 }
 
 // RecordSkip implements readmodel.Tx.
 func (t *Tx) RecordSkip(ctx context.Context, sk readmodel.Skip) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO projector_skips (seq, subject, reason) VALUES ($1, $2, $3)
+	return t.queue(ctx, fmt.Sprintf("record skip %d", sk.Seq), `INSERT INTO projector_skips (seq, subject, reason) VALUES ($1, $2, $3)
 		ON CONFLICT (seq) DO UPDATE SET subject = EXCLUDED.subject, reason = EXCLUDED.reason`,
 		int64(sk.Seq), text(sk.Subject), text(sk.Reason))
-	if err != nil {
-		return fmt.Errorf("record skip %d: %w", sk.Seq, err)
-	}
-	return nil
 }
 
 // UpsertOrganization implements readmodel.Tx.
@@ -372,15 +471,11 @@ func (t *Tx) UpsertOrganization(ctx context.Context, o *dsyncv1.Organization) er
 	for _, d := range o.GetDomains() {
 		domains = append(domains, text(d))
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO organizations (id, name, domains, created_at, updated_at, data)
+	return t.queue(ctx, "upsert organization "+o.GetId(), `INSERT INTO organizations (id, name, domains, created_at, updated_at, data)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, domains = EXCLUDED.domains,
 			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, data = EXCLUDED.data`,
 		o.GetId(), text(o.GetName()), domains, ts(o.GetCreatedAt()), ts(o.GetUpdatedAt()), data)
-	if err != nil {
-		return fmt.Errorf("upsert organization %s: %w", o.GetId(), err)
-	}
-	return nil
 }
 
 // UpsertDirectory implements readmodel.Tx.
@@ -389,7 +484,7 @@ func (t *Tx) UpsertDirectory(ctx context.Context, d *dsyncv1.Directory) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO directories (id, organization_id, name, name_lower, type, state, domain,
+	return t.queue(ctx, "upsert directory "+d.GetId(), `INSERT INTO directories (id, organization_id, name, name_lower, type, state, domain,
 			on_deactivate, created_at, updated_at, data)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO UPDATE SET organization_id = EXCLUDED.organization_id, name = EXCLUDED.name,
@@ -399,117 +494,213 @@ func (t *Tx) UpsertDirectory(ctx context.Context, d *dsyncv1.Directory) error {
 		d.GetId(), text(d.GetOrganizationId()), text(d.GetName()), text(strings.ToLower(d.GetName())), text(d.GetType()),
 		d.GetState().String(), text(d.GetDomain()), d.GetOnDeactivate().String(),
 		ts(d.GetCreatedAt()), ts(d.GetUpdatedAt()), data)
-	if err != nil {
-		return fmt.Errorf("upsert directory %s: %w", d.GetId(), err)
-	}
-	return nil
 }
 
 // DeleteDirectory implements readmodel.Tx.
 func (t *Tx) DeleteDirectory(ctx context.Context, id string) error {
 	for _, q := range []string{
 		`DELETE FROM memberships WHERE directory_id = $1`,
+		`DELETE FROM user_emails WHERE directory_id = $1`,
 		`DELETE FROM users WHERE directory_id = $1`,
 		`DELETE FROM groups WHERE directory_id = $1`,
 		`DELETE FROM directories WHERE id = $1`,
 	} {
-		if _, err := t.tx.Exec(ctx, q, id); err != nil {
-			return fmt.Errorf("delete directory %s: %w", id, err)
+		if err := t.queue(ctx, "delete directory "+id, q, id); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// UpsertUser implements readmodel.Tx.
-func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User) error {
+// UpsertUser implements readmodel.Tx. It joins the current run of user
+// upserts (endRuns writes it).
+func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User, version uint64) error {
 	data, err := marshal(u)
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
-			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data, email_lower)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	t.endMembers()
+	r := &t.users
+	if r.at == nil {
+		r.at = map[string]int{}
+	}
+	if _, dup := r.at[u.GetId()]; dup {
+		// End the run here: one statement cannot change a row twice, and
+		// the later state must win.
+		t.endUsers()
+		r.at = map[string]int{}
+	}
+	r.at[u.GetId()] = len(r.id)
+	r.id = append(r.id, u.GetId())
+	r.dir = append(r.dir, u.GetDirectoryId())
+	r.org = append(r.org, text(u.GetOrganizationId()))
+	r.idp = append(r.idp, text(u.GetIdpId()))
+	r.name = append(r.name, text(u.GetUserName()))
+	r.nameLower = append(r.nameLower, text(strings.ToLower(u.GetUserName())))
+	r.email = append(r.email, text(u.GetEmail()))
+	r.first = append(r.first, text(u.GetFirstName()))
+	r.last = append(r.last, text(u.GetLastName()))
+	r.state = append(r.state, u.GetState().String())
+	r.created = append(r.created, ts(u.GetCreatedAt()))
+	r.updated = append(r.updated, ts(u.GetUpdatedAt()))
+	r.data = append(r.data, data)
+	r.emailLower = append(r.emailLower, text(strings.ToLower(u.GetEmail())))
+	r.displayLower = append(r.displayLower, text(strings.ToLower(u.GetDisplayName())))
+	r.version = append(r.version, int64(version))
+	for _, e := range readmodel.UserEmails(u) {
+		r.emailUser = append(r.emailUser, u.GetId())
+		r.emailDir = append(r.emailDir, u.GetDirectoryId())
+		r.emailValue = append(r.emailValue, text(e))
+	}
+	if len(r.id) >= maxQueued {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
+// endRuns queues the statements of the current runs.
+func (t *Tx) endRuns() {
+	t.endUsers()
+	t.endMembers()
+}
+
+// endUsers queues the current run of user upserts: the rows, then their
+// emails (the old ones deleted, the current ones inserted).
+func (t *Tx) endUsers() {
+	r := t.users
+	if len(r.id) == 0 {
+		return
+	}
+	t.users = userRun{}
+	what := fmt.Sprintf("upsert users %s…%s", r.id[0], r.id[len(r.id)-1])
+	t.batch.Queue(`INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
+			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data, email_lower,
+			display_name_lower, version)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::bytea[], $14::text[],
+			$15::text[], $16::bigint[])
 		ON CONFLICT (id) DO UPDATE SET directory_id = EXCLUDED.directory_id,
 			organization_id = EXCLUDED.organization_id, idp_id = EXCLUDED.idp_id,
 			user_name = EXCLUDED.user_name, user_name_lower = EXCLUDED.user_name_lower,
 			email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
 			state = EXCLUDED.state, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-			data = EXCLUDED.data, email_lower = EXCLUDED.email_lower`,
-		u.GetId(), u.GetDirectoryId(), text(u.GetOrganizationId()), text(u.GetIdpId()), text(u.GetUserName()),
-		text(strings.ToLower(u.GetUserName())), text(u.GetEmail()), text(u.GetFirstName()), text(u.GetLastName()),
-		u.GetState().String(), ts(u.GetCreatedAt()), ts(u.GetUpdatedAt()), data, text(strings.ToLower(u.GetEmail())))
-	if err != nil {
-		return fmt.Errorf("upsert user %s: %w", u.GetId(), err)
+			data = EXCLUDED.data, email_lower = EXCLUDED.email_lower,
+			display_name_lower = EXCLUDED.display_name_lower, version = EXCLUDED.version`,
+		r.id, r.dir, r.org, r.idp, r.name, r.nameLower, r.email, r.first, r.last, r.state, r.created, r.updated,
+		r.data, r.emailLower, r.displayLower, r.version)
+	t.batch.Queue(`DELETE FROM user_emails WHERE user_id = ANY($1)`, r.id)
+	t.batch.Queue(`INSERT INTO user_emails (user_id, directory_id, email_lower)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`, r.emailUser, r.emailDir, r.emailValue)
+	t.what = append(t.what, what, what+": emails", what+": emails")
+}
+
+// endMembers queues the current run of membership additions: the edges,
+// then the counts of the groups that gained one (an edge added twice, or
+// present already, is skipped by ON CONFLICT and not counted).
+func (t *Tx) endMembers() {
+	r := t.members
+	if len(r.group) == 0 {
+		return
 	}
-	return nil
+	t.members = memberRun{}
+	t.batch.Queue(`WITH added AS (INSERT INTO memberships (directory_id, group_id, user_id)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (group_id, user_id) DO NOTHING RETURNING group_id)
+		UPDATE groups g SET member_count = g.member_count + a.n
+		FROM (SELECT group_id, count(*) AS n FROM added GROUP BY group_id) a WHERE g.id = a.group_id`,
+		r.dir, r.group, r.user)
+	t.what = append(t.what, fmt.Sprintf("add %d members", len(r.group)))
+}
+
+// setEmails makes user_emails hold exactly u's emails: it removes the ones
+// u no longer has and adds the new ones, leaving the rest untouched.
+func (t *Tx) setEmails(ctx context.Context, u *dsyncv1.User) error {
+	emails := readmodel.UserEmails(u)
+	for i, e := range emails {
+		emails[i] = text(e)
+	}
+	what := "index emails of user " + u.GetId()
+	if err := t.queue(ctx, what, `DELETE FROM user_emails WHERE user_id = $1 AND NOT (email_lower = ANY($2))`, u.GetId(), emails); err != nil {
+		return err
+	}
+	if len(emails) == 0 {
+		return nil
+	}
+	return t.queue(ctx, what, `INSERT INTO user_emails (user_id, directory_id, email_lower)
+		SELECT $1, $2, e FROM unnest($3::text[]) AS e
+		ON CONFLICT (user_id, email_lower) DO UPDATE SET directory_id = EXCLUDED.directory_id
+			WHERE user_emails.directory_id <> EXCLUDED.directory_id`, u.GetId(), u.GetDirectoryId(), emails)
 }
 
 // DeleteUser implements readmodel.Tx.
 func (t *Tx) DeleteUser(ctx context.Context, id string) error {
+	what := "delete user " + id
 	// One statement removes the edges and decrements the counts of exactly
 	// the groups that lost one.
-	if _, err := t.tx.Exec(ctx, `WITH gone AS (DELETE FROM memberships WHERE user_id = $1 RETURNING group_id)
-		UPDATE groups SET member_count = member_count - 1 WHERE id IN (SELECT group_id FROM gone)`, id); err != nil {
-		return fmt.Errorf("delete user %s memberships: %w", id, err)
-	}
-	if _, err := t.tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
-		return fmt.Errorf("delete user %s: %w", id, err)
+	for _, q := range []string{
+		`WITH gone AS (DELETE FROM memberships WHERE user_id = $1 RETURNING group_id)
+		UPDATE groups SET member_count = member_count - 1 WHERE id IN (SELECT group_id FROM gone)`,
+		`DELETE FROM user_emails WHERE user_id = $1`,
+		`DELETE FROM users WHERE id = $1`,
+	} {
+		if err := t.queue(ctx, what, q, id); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // UpsertGroup implements readmodel.Tx.
-func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group) error {
+func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group, version uint64) error {
 	data, err := marshal(g)
 	if err != nil {
 		return err
 	}
 	// A new row counts the edges that arrived before it (the projection has
 	// no foreign keys); an update keeps the maintained count.
-	_, err = t.tx.Exec(ctx, `INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
-			created_at, updated_at, data, name_lower, member_count)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT count(*) FROM memberships WHERE group_id = $1))
+	return t.queue(ctx, "upsert group "+g.GetId(), `INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
+			created_at, updated_at, data, name_lower, version, member_count)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT count(*) FROM memberships WHERE group_id = $1))
 		ON CONFLICT (id) DO UPDATE SET directory_id = EXCLUDED.directory_id,
 			organization_id = EXCLUDED.organization_id, idp_id = EXCLUDED.idp_id, name = EXCLUDED.name,
 			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, data = EXCLUDED.data,
-			name_lower = EXCLUDED.name_lower`,
+			name_lower = EXCLUDED.name_lower, version = EXCLUDED.version`,
 		g.GetId(), g.GetDirectoryId(), text(g.GetOrganizationId()), text(g.GetIdpId()), text(g.GetName()),
-		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data, text(strings.ToLower(g.GetName())))
-	if err != nil {
-		return fmt.Errorf("upsert group %s: %w", g.GetId(), err)
-	}
-	return nil
+		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data, text(strings.ToLower(g.GetName())), int64(version))
 }
 
 // DeleteGroup implements readmodel.Tx.
 func (t *Tx) DeleteGroup(ctx context.Context, id string) error {
-	if _, err := t.tx.Exec(ctx, `DELETE FROM memberships WHERE group_id = $1`, id); err != nil {
-		return fmt.Errorf("delete group %s memberships: %w", id, err)
-	}
-	if _, err := t.tx.Exec(ctx, `DELETE FROM groups WHERE id = $1`, id); err != nil {
-		return fmt.Errorf("delete group %s: %w", id, err)
+	for _, q := range []string{
+		`DELETE FROM memberships WHERE group_id = $1`,
+		`DELETE FROM groups WHERE id = $1`,
+	} {
+		if err := t.queue(ctx, "delete group "+id, q, id); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// AddMember implements readmodel.Tx.
+// AddMember implements readmodel.Tx. It joins the current run of
+// membership additions (endRuns writes it).
 func (t *Tx) AddMember(ctx context.Context, directoryID, groupID, userID string) error {
-	_, err := t.tx.Exec(ctx, `WITH added AS (INSERT INTO memberships (directory_id, group_id, user_id) VALUES ($1, $2, $3)
-		ON CONFLICT (group_id, user_id) DO NOTHING RETURNING group_id)
-		UPDATE groups SET member_count = member_count + 1 WHERE id IN (SELECT group_id FROM added)`, directoryID, groupID, userID)
-	if err != nil {
-		return fmt.Errorf("add member %s to %s: %w", userID, groupID, err)
+	t.endUsers()
+	r := &t.members
+	r.dir = append(r.dir, directoryID)
+	r.group = append(r.group, groupID)
+	r.user = append(r.user, userID)
+	if len(r.group) >= maxQueued {
+		return t.flush(ctx)
 	}
 	return nil
 }
 
 // RemoveMember implements readmodel.Tx.
 func (t *Tx) RemoveMember(ctx context.Context, groupID, userID string) error {
-	if _, err := t.tx.Exec(ctx, `WITH gone AS (DELETE FROM memberships WHERE group_id = $1 AND user_id = $2 RETURNING group_id)
-		UPDATE groups SET member_count = member_count - 1 WHERE id IN (SELECT group_id FROM gone)`, groupID, userID); err != nil {
-		return fmt.Errorf("remove member %s from %s: %w", userID, groupID, err)
-	}
-	return nil
+	return t.queue(ctx, fmt.Sprintf("remove member %s from %s", userID, groupID),
+		`WITH gone AS (DELETE FROM memberships WHERE group_id = $1 AND user_id = $2 RETURNING group_id)
+		UPDATE groups SET member_count = member_count - 1 WHERE id IN (SELECT group_id FROM gone)`, groupID, userID)
 }
 
 // RecordEvent implements readmodel.Tx.
@@ -519,11 +710,19 @@ func (t *Tx) RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) err
 		return err
 	}
 	name, _ := workos.EventName(ev.GetType())
-	_, err = t.tx.Exec(ctx, `INSERT INTO projector_events (seq, id, directory_id, organization_id, type, occurred_at, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-		int64(seq), text(ev.GetId()), text(ev.GetDirectoryId()), text(ev.GetOrganizationId()), name, ts(ev.GetOccurredAt()), data)
-	if err != nil {
-		return fmt.Errorf("record event %d: %w", seq, err)
+	userID, groupID := readmodel.EventResources(ev)
+	e := &t.events
+	e.seq = append(e.seq, int64(seq))
+	e.id = append(e.id, text(ev.GetId()))
+	e.dir = append(e.dir, text(ev.GetDirectoryId()))
+	e.org = append(e.org, text(ev.GetOrganizationId()))
+	e.typ = append(e.typ, name)
+	e.occurred = append(e.occurred, ts(ev.GetOccurredAt()))
+	e.data = append(e.data, data)
+	e.userID = append(e.userID, text(userID))
+	e.groupID = append(e.groupID, text(groupID))
+	if len(e.seq) >= maxQueued {
+		return t.flush(ctx)
 	}
 	return nil
 }
@@ -579,19 +778,24 @@ func listGroups(ctx context.Context, q querier, sel, idCol string, args []any, r
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
+	return collectGroups(rows)
+}
+
+// collectGroups reads rows of a group's data, member_count and version.
+func collectGroups(rows pgx.Rows) ([]*dsyncv1.GroupWithCount, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*dsyncv1.GroupWithCount, error) {
 		var (
-			data []byte
-			n    int64
+			data    []byte
+			n, vers int64
 		)
-		if err := row.Scan(&data, &n); err != nil {
+		if err := row.Scan(&data, &n, &vers); err != nil {
 			return nil, err
 		}
 		g := &dsyncv1.Group{}
 		if err := proto.Unmarshal(data, g); err != nil {
 			return nil, fmt.Errorf("decode group: %w", err)
 		}
-		return &dsyncv1.GroupWithCount{Group: g, MemberCount: n}, nil
+		return &dsyncv1.GroupWithCount{Group: g, MemberCount: n, Version: uint64(vers)}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)

@@ -52,7 +52,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("migrate read model: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if err := s.backfill(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the database.
@@ -149,7 +154,7 @@ func (s *Store) ListUsers(ctx context.Context, directoryID string, r readmodel.R
 
 // GetGroup implements readmodel.Store.
 func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.GroupWithCount, error) {
-	gs, err := listGroups(ctx, s.db, `SELECT g.data, g.member_count FROM groups g WHERE g.id = ?`, "g.id", []any{id}, readmodel.Range{Limit: 1})
+	gs, err := listGroups(ctx, s.db, `SELECT g.data, g.member_count, g.version FROM groups g WHERE g.id = ?`, "g.id", []any{id}, readmodel.Range{Limit: 1})
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", id, err)
 	}
@@ -161,13 +166,13 @@ func (s *Store) GetGroup(ctx context.Context, id string) (*dsyncv1.GroupWithCoun
 
 // ListGroups implements readmodel.Store.
 func (s *Store) ListGroups(ctx context.Context, directoryID string, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
-	return listGroups(ctx, s.db, `SELECT g.data, g.member_count FROM groups g WHERE g.directory_id = ?`, "g.id", []any{directoryID}, r)
+	return listGroups(ctx, s.db, `SELECT g.data, g.member_count, g.version FROM groups g WHERE g.directory_id = ?`, "g.id", []any{directoryID}, r)
 }
 
 // ListUserGroups implements readmodel.Store.
 func (s *Store) ListUserGroups(ctx context.Context, userID string, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
 	return listGroups(ctx, s.db,
-		`SELECT g.data, g.member_count FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?`,
+		`SELECT g.data, g.member_count, g.version FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?`,
 		"m.group_id", []any{userID}, r)
 }
 
@@ -210,7 +215,9 @@ func (s *Store) FindUsers(ctx context.Context, directoryID string, k readmodel.K
 	case readmodel.KeyUserName:
 		col, v = "user_name_lower", strings.ToLower(k.Value)
 	case readmodel.KeyEmail:
-		col, v = "email_lower", strings.ToLower(k.Value)
+		return list(ctx, s.db, newUser, `SELECT data FROM users WHERE directory_id = ?1 AND id IN
+			(SELECT user_id FROM user_emails WHERE directory_id = ?1 AND email_lower = ?2)`,
+			"id", []any{directoryID, strings.ToLower(k.Value)}, r)
 	default:
 		return nil, fmt.Errorf("find users: unsupported key %d", k.Field)
 	}
@@ -219,7 +226,7 @@ func (s *Store) FindUsers(ctx context.Context, directoryID string, k readmodel.K
 
 // FindGroups implements readmodel.Store.
 func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.Key, r readmodel.Range) ([]*dsyncv1.GroupWithCount, error) {
-	sel := `SELECT g.data, g.member_count FROM groups g WHERE g.directory_id = ? AND `
+	sel := `SELECT g.data, g.member_count, g.version FROM groups g WHERE g.directory_id = ? AND `
 	idCol := "g.id"
 	switch k.Field {
 	case readmodel.KeyID:
@@ -230,7 +237,7 @@ func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.
 		sel += `g.name_lower = ?`
 		k.Value = strings.ToLower(k.Value)
 	case readmodel.KeyMember:
-		sel = `SELECT g.data, g.member_count FROM memberships m JOIN groups g ON g.id = m.group_id
+		sel = `SELECT g.data, g.member_count, g.version FROM memberships m JOIN groups g ON g.id = m.group_id
 			WHERE m.directory_id = ? AND m.user_id = ?`
 		idCol = "m.group_id"
 	default:
@@ -279,6 +286,12 @@ func (s *Store) ListEvents(ctx context.Context, f readmodel.EventFilter, r readm
 	}
 	if f.OrganizationID != "" {
 		cond(` AND organization_id = ?`, f.OrganizationID)
+	}
+	if f.UserID != "" {
+		cond(` AND user_id = ?`, f.UserID)
+	}
+	if f.GroupID != "" {
+		cond(` AND group_id = ?`, f.GroupID)
 	}
 	if !f.OccurredFrom.IsZero() {
 		cond(` AND occurred_at >= ?`, f.OccurredFrom.UTC().Format(timeLayout))
@@ -458,6 +471,7 @@ func (t *Tx) UpsertDirectory(ctx context.Context, d *dsyncv1.Directory) error {
 func (t *Tx) DeleteDirectory(ctx context.Context, id string) error {
 	for _, q := range []string{
 		`DELETE FROM memberships WHERE directory_id = ?`,
+		`DELETE FROM user_emails WHERE directory_id = ?`,
 		`DELETE FROM users WHERE directory_id = ?`,
 		`DELETE FROM groups WHERE directory_id = ?`,
 		`DELETE FROM directories WHERE id = ?`,
@@ -470,25 +484,48 @@ func (t *Tx) DeleteDirectory(ctx context.Context, id string) error {
 }
 
 // UpsertUser implements readmodel.Tx.
-func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User) error {
+func (t *Tx) UpsertUser(ctx context.Context, u *dsyncv1.User, version uint64) error {
 	data, err := marshal(u)
 	if err != nil {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
-			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data, email_lower)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data, email_lower,
+			display_name_lower, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET directory_id = excluded.directory_id,
 			organization_id = excluded.organization_id, idp_id = excluded.idp_id,
 			user_name = excluded.user_name, user_name_lower = excluded.user_name_lower,
 			email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
 			state = excluded.state, created_at = excluded.created_at, updated_at = excluded.updated_at,
-			data = excluded.data, email_lower = excluded.email_lower`,
+			data = excluded.data, email_lower = excluded.email_lower,
+			display_name_lower = excluded.display_name_lower, version = excluded.version`,
 		u.GetId(), u.GetDirectoryId(), u.GetOrganizationId(), u.GetIdpId(), u.GetUserName(),
 		strings.ToLower(u.GetUserName()), u.GetEmail(), u.GetFirstName(), u.GetLastName(),
-		u.GetState().String(), ts(u.GetCreatedAt()), ts(u.GetUpdatedAt()), data, strings.ToLower(u.GetEmail()))
+		u.GetState().String(), ts(u.GetCreatedAt()), ts(u.GetUpdatedAt()), data, strings.ToLower(u.GetEmail()),
+		strings.ToLower(u.GetDisplayName()), int64(version))
 	if err != nil {
 		return fmt.Errorf("upsert user %s: %w", u.GetId(), err)
+	}
+	return setEmails(ctx, t.tx, u)
+}
+
+// setEmails makes user_emails hold exactly u's emails.
+func setEmails(ctx context.Context, tx *sql.Tx, u *dsyncv1.User) error {
+	emails := readmodel.UserEmails(u)
+	list, err := json.Marshal(emails)
+	if err != nil {
+		return fmt.Errorf("index emails of user %s: %w", u.GetId(), err)
+	}
+	for _, q := range []string{
+		`DELETE FROM user_emails WHERE user_id = ?1 AND email_lower NOT IN (SELECT value FROM json_each(?3))`,
+		`INSERT INTO user_emails (user_id, directory_id, email_lower) SELECT ?1, ?2, value FROM json_each(?3) WHERE true
+			ON CONFLICT (user_id, email_lower) DO UPDATE SET directory_id = excluded.directory_id
+			WHERE user_emails.directory_id <> excluded.directory_id`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, u.GetId(), u.GetDirectoryId(), string(list)); err != nil {
+			return fmt.Errorf("index emails of user %s: %w", u.GetId(), err)
+		}
 	}
 	return nil
 }
@@ -503,6 +540,9 @@ func (t *Tx) DeleteUser(ctx context.Context, id string) error {
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM memberships WHERE user_id = ?`, id); err != nil {
 		return fmt.Errorf("delete user %s memberships: %w", id, err)
 	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM user_emails WHERE user_id = ?`, id); err != nil {
+		return fmt.Errorf("delete user %s emails: %w", id, err)
+	}
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("delete user %s: %w", id, err)
 	}
@@ -510,7 +550,7 @@ func (t *Tx) DeleteUser(ctx context.Context, id string) error {
 }
 
 // UpsertGroup implements readmodel.Tx.
-func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group) error {
+func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group, version uint64) error {
 	data, err := marshal(g)
 	if err != nil {
 		return err
@@ -518,14 +558,14 @@ func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group) error {
 	// A new row counts the edges that arrived before it (the projection has
 	// no foreign keys); an update keeps the maintained count.
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
-			created_at, updated_at, data, name_lower, member_count)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT count(*) FROM memberships WHERE group_id = ?1))
+			created_at, updated_at, data, name_lower, version, member_count)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT count(*) FROM memberships WHERE group_id = ?1))
 		ON CONFLICT (id) DO UPDATE SET directory_id = excluded.directory_id,
 			organization_id = excluded.organization_id, idp_id = excluded.idp_id, name = excluded.name,
 			created_at = excluded.created_at, updated_at = excluded.updated_at, data = excluded.data,
-			name_lower = excluded.name_lower`,
+			name_lower = excluded.name_lower, version = excluded.version`,
 		g.GetId(), g.GetDirectoryId(), g.GetOrganizationId(), g.GetIdpId(), g.GetName(),
-		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data, strings.ToLower(g.GetName()))
+		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data, strings.ToLower(g.GetName()), int64(version))
 	if err != nil {
 		return fmt.Errorf("upsert group %s: %w", g.GetId(), err)
 	}
@@ -585,9 +625,11 @@ func (t *Tx) RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) err
 		return err
 	}
 	name, _ := workos.EventName(ev.GetType())
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO projector_events (seq, id, directory_id, organization_id, type, occurred_at, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		int64(seq), ev.GetId(), ev.GetDirectoryId(), ev.GetOrganizationId(), name, ts(ev.GetOccurredAt()), data)
+	userID, groupID := readmodel.EventResources(ev)
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO projector_events (seq, id, directory_id, organization_id, type, occurred_at, data,
+			user_id, group_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		int64(seq), ev.GetId(), ev.GetDirectoryId(), ev.GetOrganizationId(), name, ts(ev.GetOccurredAt()), data, userID, groupID)
 	if err != nil {
 		return fmt.Errorf("record event %d: %w", seq, err)
 	}
@@ -675,21 +717,27 @@ func listGroups(ctx context.Context, q querier, sel, idCol string, args []any, r
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
+	return collectGroups(rows)
+}
+
+// collectGroups reads and closes rows of a group's data, member_count and
+// version.
+func collectGroups(rows *sql.Rows) ([]*dsyncv1.GroupWithCount, error) {
 	defer rows.Close()
 	var out []*dsyncv1.GroupWithCount
 	for rows.Next() {
 		var (
-			data []byte
-			n    int64
+			data    []byte
+			n, vers int64
 		)
-		if err := rows.Scan(&data, &n); err != nil {
+		if err := rows.Scan(&data, &n, &vers); err != nil {
 			return nil, fmt.Errorf("list groups: %w", err)
 		}
 		g := &dsyncv1.Group{}
 		if err := proto.Unmarshal(data, g); err != nil {
 			return nil, fmt.Errorf("list groups: decode: %w", err)
 		}
-		out = append(out, &dsyncv1.GroupWithCount{Group: g, MemberCount: n})
+		out = append(out, &dsyncv1.GroupWithCount{Group: g, MemberCount: n, Version: uint64(vers)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dsync-dev/dsync/pkg/sqlitex"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/projector/internal/readmodel"
 	"github.com/dsync-dev/dsync/services/projector/internal/store/sqlite"
@@ -38,4 +39,23 @@ func TestReopenKeepsCheckpoint(t *testing.T) {
 	require.Equal(t, uint64(7), cp)
 	_, err = s.GetOrganization(t.Context(), org.GetId())
 	require.NoError(t, err)
+}
+
+func TestBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "readmodel.db")
+	storetest.Backfill(t, func() readmodel.Store {
+		s, err := sqlite.Open(t.Context(), path)
+		require.NoError(t, err)
+		return s
+	}, func(readmodel.Store) {
+		db, err := sqlitex.Open(t.Context(), path)
+		require.NoError(t, err)
+		defer db.Close()
+		for _, q := range []string{
+			`UPDATE users SET display_name_lower = NULL`, `DELETE FROM user_emails`, `UPDATE projector_events SET user_id = NULL, group_id = NULL`,
+		} {
+			_, err := db.ExecContext(t.Context(), q)
+			require.NoError(t, err)
+		}
+	})
 }

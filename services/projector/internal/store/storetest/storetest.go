@@ -54,6 +54,10 @@ func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
 		{"MemberCounts", testMemberCounts},
 		{"FindAndCount", testFindAndCount},
 		{"Events", testEvents},
+		{"Versions", testVersions},
+		{"QuerySorts", testQuerySorts},
+		{"SearchSorted", testSearchSorted},
+		{"EventResources", testEventResources},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +181,7 @@ func testRollback(t *testing.T, s readmodel.Store) {
 	u := w.f.User(w.dir, "ada@acme.com")
 	errBoom := errors.New("boom")
 	err := s.Update(t.Context(), func(ctx context.Context, tx readmodel.Tx) error {
-		require.NoError(t, tx.UpsertUser(ctx, u))
+		require.NoError(t, tx.UpsertUser(ctx, u, 99))
 		require.NoError(t, tx.SetCheckpoint(ctx, 99))
 		return errBoom
 	})
