@@ -83,9 +83,11 @@ type Event struct {
 // ErrNotPublic is returned by NewEvent for internal event types.
 var ErrNotPublic = fmt.Errorf("event type is not a public webhook event")
 
-// NewEvent renders ev as a WorkOS event. It returns ErrNotPublic for event
-// types that are not sent to customers.
-func NewEvent(ev *dsyncv1.Event) (Event, error) {
+// NewEvent renders ev, stored at stream sequence seq, as a WorkOS event: the
+// one envelope both the webhooks and the Events API send, so a receiver sees
+// the same bytes whichever way it learns of the event. It returns
+// ErrNotPublic for event types that are not sent to customers.
+func NewEvent(seq uint64, ev *dsyncv1.Event) (Event, error) {
 	name, ok := EventName(ev.GetType())
 	if !ok {
 		return Event{}, fmt.Errorf("%s: %w", ev.GetType(), ErrNotPublic)
@@ -94,18 +96,43 @@ func NewEvent(ev *dsyncv1.Event) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	ctx := map[string]any{}
-	if r := ev.GetReason(); r != dsyncv1.Reason_REASON_UNSPECIFIED {
-		ctx["reason"] = strings.ToLower(strings.TrimPrefix(r.String(), "REASON_"))
-	}
 	return Event{
 		Object:    "event",
 		ID:        ev.GetId(),
 		Event:     name,
 		Data:      data,
 		CreatedAt: FormatTime(ev.GetOccurredAt().AsTime()),
-		Context:   ctx,
+		Context:   EventContext(seq, ev),
 	}, nil
+}
+
+// EventContext is the context of ev's envelope: what dsync adds to WorkOS's
+// event. sequence is the stream sequence (the order of events; omitted when
+// seq is 0, i.e. unknown), source the origin of the change (scim, api,
+// reconciliation), request_id the request that caused it and reason why a
+// change was made (e.g. idp_deactivated). Absent facts are omitted, never
+// sent empty.
+func EventContext(seq uint64, ev *dsyncv1.Event) map[string]any {
+	ctx := map[string]any{}
+	if seq != 0 {
+		ctx["sequence"] = seq
+	}
+	switch api := ev.GetSource().GetApi(); api {
+	case "":
+	case "rest", "dashboard":
+		ctx["source"] = "api"
+	case "system":
+		ctx["source"] = "reconciliation"
+	default:
+		ctx["source"] = api
+	}
+	if id := ev.GetSource().GetRequestId(); id != "" {
+		ctx["request_id"] = id
+	}
+	if r := ev.GetReason(); r != dsyncv1.Reason_REASON_UNSPECIFIED {
+		ctx["reason"] = strings.ToLower(strings.TrimPrefix(r.String(), "REASON_"))
+	}
+	return ctx
 }
 
 // MembershipData is the data of dsync.group.user_added/removed.

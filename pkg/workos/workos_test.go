@@ -66,9 +66,10 @@ func TestUserCreatedEvent(t *testing.T) {
 		Id:         "event_01FKJ843CVE8F7BXQSPFH0M53V",
 		Type:       dsyncv1.EventType_EVENT_TYPE_USER_CREATED,
 		OccurredAt: timestamppb.New(created),
+		Source:     &dsyncv1.Source{Api: "scim", RequestId: "req_01FKJ843CVE8F7BXQSPFH0M53V"},
 		Payload:    &dsyncv1.Event_User{User: sampleUser(t)},
 	}
-	got, err := workos.NewEvent(ev)
+	got, err := workos.NewEvent(42, ev)
 	require.NoError(t, err)
 	golden(t, "user_created.json", got)
 }
@@ -88,9 +89,10 @@ func TestUserUpdatedCarriesPreviousAttributes(t *testing.T) {
 		OccurredAt: timestamppb.New(created.Add(time.Hour)),
 		Reason:     dsyncv1.Reason_REASON_IDP_DEACTIVATED,
 		Previous:   &dsyncv1.Event_PreviousUser{PreviousUser: before},
+		Source:     &dsyncv1.Source{Api: "system"},
 		Payload:    &dsyncv1.Event_User{User: after},
 	}
-	got, err := workos.NewEvent(ev)
+	got, err := workos.NewEvent(43, ev)
 	require.NoError(t, err)
 	golden(t, "user_updated.json", got)
 }
@@ -107,7 +109,7 @@ func TestDirectoryDeletedEvent(t *testing.T) {
 			CreatedAt: timestamppb.New(created), UpdatedAt: timestamppb.New(created),
 		}},
 	}
-	got, err := workos.NewEvent(ev)
+	got, err := workos.NewEvent(0, ev)
 	require.NoError(t, err)
 	golden(t, "directory_deleted.json", got)
 	b, err := json.Marshal(got)
@@ -121,7 +123,7 @@ func TestInternalEventsAreNotPublic(t *testing.T) {
 		dsyncv1.EventType_EVENT_TYPE_ORGANIZATION_CREATED,
 		dsyncv1.EventType_EVENT_TYPE_UNSPECIFIED,
 	} {
-		_, err := workos.NewEvent(&dsyncv1.Event{Id: "event_x", Type: typ})
+		_, err := workos.NewEvent(1, &dsyncv1.Event{Id: "event_x", Type: typ})
 		require.ErrorIs(t, err, workos.ErrNotPublic, typ.String())
 	}
 	for _, name := range workos.EventNames {
@@ -150,4 +152,27 @@ func TestUserRoles(t *testing.T) {
 	got, err := json.Marshal(workos.NewDirectoryUser(sampleUser(t)))
 	require.NoError(t, err)
 	require.NotContains(t, string(got), `"role"`)
+}
+
+func TestEventContext(t *testing.T) {
+	tests := []struct {
+		name string
+		seq  uint64
+		ev   *dsyncv1.Event
+		want map[string]any
+	}{
+		{"nothing known", 0, &dsyncv1.Event{}, map[string]any{}},
+		{"scim request", 7, &dsyncv1.Event{Source: &dsyncv1.Source{Api: "scim", RequestId: "req_1"}},
+			map[string]any{"sequence": uint64(7), "source": "scim", "request_id": "req_1"}},
+		{"rest is api", 8, &dsyncv1.Event{Source: &dsyncv1.Source{Api: "rest"}}, map[string]any{"sequence": uint64(8), "source": "api"}},
+		{"dashboard is api", 9, &dsyncv1.Event{Source: &dsyncv1.Source{Api: "dashboard"}}, map[string]any{"sequence": uint64(9), "source": "api"}},
+		{"system is reconciliation", 10, &dsyncv1.Event{
+			Source: &dsyncv1.Source{Api: "system"}, Reason: dsyncv1.Reason_REASON_IDP_DEACTIVATED,
+		}, map[string]any{"sequence": uint64(10), "source": "reconciliation", "reason": "idp_deactivated"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, workos.EventContext(tt.seq, tt.ev))
+		})
+	}
 }

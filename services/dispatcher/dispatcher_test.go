@@ -261,8 +261,15 @@ func testDeliver(t *testing.T, e *env) {
 	requireSigned(t, ep.GetSecret(), req)
 	require.Equal(t, ev.GetId(), req.header.Get("webhook-id"))
 
-	we, err := workos.NewEvent(ev)
+	// The envelope is the Events API's, context included: the event was
+	// the stream's last message, and its sequence is in the context.
+	stream, err := e.js.Stream(t.Context(), event.Stream)
 	require.NoError(t, err)
+	sinfo, err := stream.Info(t.Context())
+	require.NoError(t, err)
+	we, err := workos.NewEvent(sinfo.State.LastSeq, ev)
+	require.NoError(t, err)
+	require.Equal(t, sinfo.State.LastSeq, we.Context["sequence"])
 	want, err := json.Marshal(we)
 	require.NoError(t, err)
 	require.JSONEq(t, string(want), string(req.body))
@@ -287,8 +294,6 @@ func testDeliver(t *testing.T, e *env) {
 	// Every message, the poison one included, got its final fate: the ack
 	// floor reached the end of the stream.
 	cons, err := e.js.Consumer(t.Context(), event.Stream, dispatcher.DefaultConsumerName)
-	require.NoError(t, err)
-	stream, err := e.js.Stream(t.Context(), event.Stream)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		info, err := cons.Info(t.Context())
@@ -417,6 +422,15 @@ func TestDeadEndpointDoesNotDelayHealthy(t *testing.T) {
 	require.Eventually(t, func() bool { return len(healthy.got()) == n }, 4*time.Second, tick,
 		"the healthy endpoint gets every event while the dead one hangs")
 	require.Less(t, time.Since(start), 5*time.Second)
+
+	// Ingestion never waits for the dead endpoint: every stream message
+	// is acknowledged while its deliveries to it are still pending.
+	cons, err := e.js.Consumer(t.Context(), event.Stream, dispatcher.DefaultConsumerName)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}, 4*time.Second, tick, "the consumer acknowledged every event")
 }
 
 // TestRestartNoDuplicates: a restarted dispatcher resumes its durable

@@ -104,6 +104,23 @@ func (f *fakeProjector) ListUsers(_ context.Context, req *dsyncv1.ListUsersReque
 	return resp, nil
 }
 
+// ListGroupsForUsers answers every user with no groups: the fake keeps no
+// memberships. It does not record its request: the tests check the
+// list call before it.
+func (f *fakeProjector) ListGroupsForUsers(_ context.Context, req *dsyncv1.ListGroupsForUsersRequest) (*dsyncv1.ListGroupsForUsersResponse, error) {
+	f.mu.Lock()
+	notReady := f.notReady
+	f.mu.Unlock()
+	if notReady {
+		return nil, status.Error(codes.FailedPrecondition, "projection behind")
+	}
+	resp := &dsyncv1.ListGroupsForUsersResponse{GroupsByUser: map[string]*dsyncv1.UserGroups{}}
+	for _, id := range req.GetUserIds() {
+		resp.GroupsByUser[id] = &dsyncv1.UserGroups{}
+	}
+	return resp, nil
+}
+
 // fakeDispatcher is a small in-memory WebhookService.
 type fakeDispatcher struct {
 	dsyncv1.UnimplementedWebhookServiceServer

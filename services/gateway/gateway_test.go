@@ -345,8 +345,13 @@ func TestSCIMBadRequests(t *testing.T) {
 	r := e.do("DELETE", dir.path("/Users"), dir.token, "")
 	requireSCIMError(t, r, 405, "")
 	require.Equal(t, "GET, POST", r.Header.Get("Allow"))
-	// Not implemented yet, but a real SCIM endpoint: 501, not 404.
-	requireSCIMError(t, e.do("GET", dir.path("/Groups"), dir.token, ""), 501, "")
+	// GET /Groups is served by the read model's SearchGroups, which this
+	// fake projector does not implement: a read model answering
+	// Unimplemented is a misconfigured deployment, a logged, retryable 503.
+	r = e.do("GET", dir.path("/Groups"), dir.token, "")
+	requireSCIMError(t, r, 503, "")
+	require.NotEmpty(t, r.Header.Get("Retry-After"))
+	require.Contains(t, e.logs.String(), "read model does not implement")
 	require.Equal(t, before, e.msgCount())
 
 	// application/json with parameters and no Content-Type are accepted.

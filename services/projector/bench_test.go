@@ -66,9 +66,15 @@ func streamOf(n int) []*dsyncv1.Event {
 	return evs
 }
 
-// publishAll publishes evs with a window of asynchronous publishes.
-func publishAll(b *testing.B, js jetstream.JetStream, evs []*dsyncv1.Event) {
+// publishAll publishes evs with a window of asynchronous publishes. With
+// claims, every user created is preceded by its userName claim, as the
+// gateway appends them, so the stream holds one claim subject per user too.
+func publishAll(b *testing.B, js jetstream.JetStream, evs []*dsyncv1.Event, claims bool) {
 	for _, ev := range evs {
+		if u := ev.GetUser(); claims && ev.GetType() == dsyncv1.EventType_EVENT_TYPE_USER_CREATED {
+			_, err := js.PublishAsync(event.UserNameClaimSubject(u.GetDirectoryId(), u.GetEmail()), []byte(u.GetId()))
+			require.NoError(b, err)
+		}
 		msg, err := event.NewMsg(storetest.Subject(ev), ev)
 		require.NoError(b, err)
 		_, err = js.PublishMsgAsync(msg)
@@ -88,7 +94,7 @@ func BenchmarkRebuild(b *testing.B) {
 	n := benchEnv(b, "DSYNC_BENCH_EVENTS", 5_000)
 	ns := natstest.Run(b)
 	js, _ := ns.JetStream(b)
-	publishAll(b, js, streamOf(n))
+	publishAll(b, js, streamOf(n), false)
 	url := pgtest.NewDatabase(b)
 	live, err := postgres.Open(context.Background(), url) // the live read model the rebuild replaces
 	require.NoError(b, err)
@@ -109,14 +115,25 @@ func BenchmarkRebuild(b *testing.B) {
 // (default 2) into JetStream while the projector applies them to
 // PostgreSQL, and reports the time from each publish's ack to the event's
 // arrival on a WatchEvents stream (so: applied and visible to readers).
+// DSYNC_BENCH_PRELOAD events (default 0), with a userName claim per user,
+// are in the stream and applied before the measurement: the lag on a large
+// stream (many subjects) must be the lag on an empty one.
 func BenchmarkProjectionLag(b *testing.B) {
 	rate := benchEnv(b, "DSYNC_BENCH_RATE", 2_000)
 	seconds := benchEnv(b, "DSYNC_BENCH_SECONDS", 2)
+	preload := benchEnv(b, "DSYNC_BENCH_PRELOAD", 0)
 	ns := natstest.Run(b)
 	js, _ := ns.JetStream(b)
+	if preload > 0 {
+		publishAll(b, js, streamOf(preload), true)
+	}
+	info, err := js.Stream(context.Background(), event.Stream)
+	require.NoError(b, err)
+	preloaded := info.CachedInfo().State.LastSeq
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
 	ctx, cancel := context.WithCancel(context.Background())
+	caughtUp := time.Now()
 	done := make(chan error, 1)
 	go func() {
 		done <- projector.Run(ctx, projector.Config{
@@ -139,7 +156,7 @@ func BenchmarkProjectionLag(b *testing.B) {
 	)
 	watch := func(ctx context.Context) {
 		for ctx.Err() == nil {
-			stream, err := client.WatchEvents(ctx, &dsyncv1.WatchEventsRequest{})
+			stream, err := client.WatchEvents(ctx, &dsyncv1.WatchEventsRequest{AfterSequence: preloaded})
 			if err != nil {
 				continue // the projector is starting
 			}
@@ -166,8 +183,11 @@ func BenchmarkProjectionLag(b *testing.B) {
 	}
 	require.Eventually(b, func() bool {
 		st, err := client.GetProjectionStatus(ctx, &dsyncv1.GetProjectionStatusRequest{})
-		return err == nil && st.GetAppliedSequence() >= 2
-	}, 30*time.Second, 10*time.Millisecond)
+		return err == nil && st.GetAppliedSequence() >= preloaded+2
+	}, 10*time.Minute, 10*time.Millisecond)
+	if preload > 0 {
+		b.Logf("caught up with %d preloaded messages in %s", preloaded, time.Since(caughtUp))
+	}
 
 	var lags []time.Duration
 	for b.Loop() {

@@ -76,6 +76,15 @@ func testQueries(t *testing.T, withStore func(*projector.Config)) {
 	require.NoError(t, err)
 	require.Equal(t, []string{eng.GetId()}, groupIDs(gs.GetGroups()))
 	require.Equal(t, eng.GetId(), gs.GetPageInfo().GetAfter())
+	byUser, err := p.client.ListGroupsForUsers(ctx, &dsyncv1.ListGroupsForUsersRequest{UserIds: []string{bob.GetId(), cy.GetId(), bob.GetId()}, MinSequence: last})
+	require.NoError(t, err)
+	require.Len(t, byUser.GetGroupsByUser(), 2, "one entry per distinct user, even without groups")
+	require.Equal(t, []string{eng.GetId(), ops.GetId()}, groupIDs(byUser.GetGroupsByUser()[bob.GetId()].GetGroups()))
+	require.Empty(t, byUser.GetGroupsByUser()[cy.GetId()].GetGroups())
+	for _, ids := range [][]string{nil, {"nope"}, {dir.GetId()}, make([]string, 201)} {
+		_, err = p.client.ListGroupsForUsers(ctx, &dsyncv1.ListGroupsForUsersRequest{UserIds: ids})
+		requireCode(t, codes.InvalidArgument, err)
+	}
 	members, err := p.client.ListGroupMembers(ctx, &dsyncv1.ListGroupMembersRequest{GroupId: eng.GetId(), Page: &dsyncv1.Page{Order: dsyncv1.Order_ORDER_ASC}})
 	require.NoError(t, err)
 	require.Equal(t, []string{ada.GetId(), bob.GetId()}, userIDs(members.GetUsers()))

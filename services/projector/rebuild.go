@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -111,8 +110,8 @@ func rebuild(ctx context.Context, cfg RebuildConfig, target rebuildTarget) (Rebu
 	}
 	// No subject filter: with several filter subjects the server works out
 	// each pull's pending count by walking the stream's subject tree (one
-	// subject per user and group), which made a rebuild quadratic. Claims
-	// are skipped here instead.
+	// subject per user and group), which made a rebuild quadratic.
+	// readmodel.Apply passes over claims, as the live projection does.
 	cons, err := js.OrderedConsumer(ctx, event.Stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		NamePrefix:    "rebuild_" + nuid.Next(),
@@ -136,9 +135,7 @@ func rebuild(ctx context.Context, cfg RebuildConfig, target rebuildTarget) (Rebu
 			if md, err := m.Metadata(); err == nil {
 				rec.Seq, pending = md.Sequence.Stream, md.NumPending
 			}
-			if isFact(rec.Subject) {
-				recs = append(recs, rec)
-			}
+			recs = append(recs, rec)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return nil, 0, fmt.Errorf("fetch: %w", err)
@@ -224,10 +221,4 @@ func rebuild(ctx context.Context, cfg RebuildConfig, target rebuildTarget) (Rebu
 		return nil
 	})
 	return res, err
-}
-
-// isFact reports whether subject holds events (event.SubjectsFacts) rather
-// than claims.
-func isFact(subject string) bool {
-	return strings.HasPrefix(subject, "dsync.ev.") || strings.HasPrefix(subject, "dsync.org.")
 }

@@ -24,7 +24,7 @@ import (
 
 var readModelTables = []string{
 	"organizations", "directories", "users", "user_emails", "groups", "memberships",
-	"projector_checkpoint", "projector_skips", "projector_events",
+	"projector_checkpoint", "projector_skips", "projector_events", "directory_counts",
 }
 
 // dump renders every row of the read model's tables as text, sorted, so

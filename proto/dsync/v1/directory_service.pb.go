@@ -2239,6 +2239,149 @@ func (x *WatchEventsResponse) GetEvent() *SequencedEvent {
 	return nil
 }
 
+type ListGroupsForUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_ids: 1 to 200 user ids; duplicates are answered once.
+	UserIds       []string `protobuf:"bytes,1,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	MinSequence   uint64   `protobuf:"varint,2,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsForUsersRequest) Reset() {
+	*x = ListGroupsForUsersRequest{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsForUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsForUsersRequest) ProtoMessage() {}
+
+func (x *ListGroupsForUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsForUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsForUsersRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListGroupsForUsersRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *ListGroupsForUsersRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+// UserGroups is the groups one user is a member of.
+type UserGroups struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupWithCount      `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserGroups) Reset() {
+	*x = UserGroups{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserGroups) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserGroups) ProtoMessage() {}
+
+func (x *UserGroups) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserGroups.ProtoReflect.Descriptor instead.
+func (*UserGroups) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UserGroups) GetGroups() []*GroupWithCount {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type ListGroupsForUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// groups_by_user is keyed by user id.
+	GroupsByUser  map[string]*UserGroups `protobuf:"bytes,1,rep,name=groups_by_user,json=groupsByUser,proto3" json:"groups_by_user,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsForUsersResponse) Reset() {
+	*x = ListGroupsForUsersResponse{}
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsForUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsForUsersResponse) ProtoMessage() {}
+
+func (x *ListGroupsForUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_directory_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsForUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsForUsersResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_directory_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListGroupsForUsersResponse) GetGroupsByUser() map[string]*UserGroups {
+	if x != nil {
+		return x.GroupsByUser
+	}
+	return nil
+}
+
 var File_dsync_v1_directory_service_proto protoreflect.FileDescriptor
 
 const file_dsync_v1_directory_service_proto_rawDesc = "" +
@@ -2378,12 +2521,24 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\x06filter\x18\x01 \x01(\v2\x15.dsync.v1.EventFilterR\x06filter\x12%\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"E\n" +
 	"\x13WatchEventsResponse\x12.\n" +
-	"\x05event\x18\x01 \x01(\v2\x18.dsync.v1.SequencedEventR\x05event*=\n" +
+	"\x05event\x18\x01 \x01(\v2\x18.dsync.v1.SequencedEventR\x05event\"Y\n" +
+	"\x19ListGroupsForUsersRequest\x12\x19\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds\x12!\n" +
+	"\fmin_sequence\x18\x02 \x01(\x04R\vminSequence\">\n" +
+	"\n" +
+	"UserGroups\x120\n" +
+	"\x06groups\x18\x01 \x03(\v2\x18.dsync.v1.GroupWithCountR\x06groups\"\xd1\x01\n" +
+	"\x1aListGroupsForUsersResponse\x12\\\n" +
+	"\x0egroups_by_user\x18\x01 \x03(\v26.dsync.v1.ListGroupsForUsersResponse.GroupsByUserEntryR\fgroupsByUser\x1aU\n" +
+	"\x11GroupsByUserEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
+	"\x05value\x18\x02 \x01(\v2\x14.dsync.v1.UserGroupsR\x05value:\x028\x01*=\n" +
 	"\x05Order\x12\x15\n" +
 	"\x11ORDER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tORDER_ASC\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ORDER_DESC\x10\x022\xb8\t\n" +
+	"ORDER_DESC\x10\x022\x99\n" +
+	"\n" +
 	"\x10DirectoryService\x12V\n" +
 	"\x0fGetOrganization\x12 .dsync.v1.GetOrganizationRequest\x1a!.dsync.v1.GetOrganizationResponse\x12\\\n" +
 	"\x11ListOrganizations\x12\".dsync.v1.ListOrganizationsRequest\x1a#.dsync.v1.ListOrganizationsResponse\x12M\n" +
@@ -2401,7 +2556,8 @@ const file_dsync_v1_directory_service_proto_rawDesc = "" +
 	"\tFindUsers\x12\x1a.dsync.v1.FindUsersRequest\x1a\x1b.dsync.v1.FindUsersResponse\x12G\n" +
 	"\n" +
 	"ListEvents\x12\x1b.dsync.v1.ListEventsRequest\x1a\x1c.dsync.v1.ListEventsResponse\x12L\n" +
-	"\vWatchEvents\x12\x1c.dsync.v1.WatchEventsRequest\x1a\x1d.dsync.v1.WatchEventsResponse0\x01B\x99\x01\n" +
+	"\vWatchEvents\x12\x1c.dsync.v1.WatchEventsRequest\x1a\x1d.dsync.v1.WatchEventsResponse0\x01\x12_\n" +
+	"\x12ListGroupsForUsers\x12#.dsync.v1.ListGroupsForUsersRequest\x1a$.dsync.v1.ListGroupsForUsersResponseB\x99\x01\n" +
 	"\fcom.dsync.v1B\x15DirectoryServiceProtoP\x01Z1github.com/dsync-dev/dsync/proto/dsync/v1;dsyncv1\xa2\x02\x03DXX\xaa\x02\bDsync.V1\xca\x02\bDsync\\V1\xe2\x02\x14Dsync\\V1\\GPBMetadata\xea\x02\tDsync::V1b\x06proto3"
 
 var (
@@ -2417,7 +2573,7 @@ func file_dsync_v1_directory_service_proto_rawDescGZIP() []byte {
 }
 
 var file_dsync_v1_directory_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dsync_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_dsync_v1_directory_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_dsync_v1_directory_service_proto_goTypes = []any{
 	(Order)(0),                          // 0: dsync.v1.Order
 	(*Page)(nil),                        // 1: dsync.v1.Page
@@ -2457,85 +2613,94 @@ var file_dsync_v1_directory_service_proto_goTypes = []any{
 	(*ListEventsResponse)(nil),          // 35: dsync.v1.ListEventsResponse
 	(*WatchEventsRequest)(nil),          // 36: dsync.v1.WatchEventsRequest
 	(*WatchEventsResponse)(nil),         // 37: dsync.v1.WatchEventsResponse
-	(*Organization)(nil),                // 38: dsync.v1.Organization
-	(*Directory)(nil),                   // 39: dsync.v1.Directory
-	(*User)(nil),                        // 40: dsync.v1.User
-	(*Group)(nil),                       // 41: dsync.v1.Group
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
-	(*Event)(nil),                       // 43: dsync.v1.Event
+	(*ListGroupsForUsersRequest)(nil),   // 38: dsync.v1.ListGroupsForUsersRequest
+	(*UserGroups)(nil),                  // 39: dsync.v1.UserGroups
+	(*ListGroupsForUsersResponse)(nil),  // 40: dsync.v1.ListGroupsForUsersResponse
+	nil,                                 // 41: dsync.v1.ListGroupsForUsersResponse.GroupsByUserEntry
+	(*Organization)(nil),                // 42: dsync.v1.Organization
+	(*Directory)(nil),                   // 43: dsync.v1.Directory
+	(*User)(nil),                        // 44: dsync.v1.User
+	(*Group)(nil),                       // 45: dsync.v1.Group
+	(*timestamppb.Timestamp)(nil),       // 46: google.protobuf.Timestamp
+	(*Event)(nil),                       // 47: dsync.v1.Event
 }
 var file_dsync_v1_directory_service_proto_depIdxs = []int32{
 	0,  // 0: dsync.v1.Page.order:type_name -> dsync.v1.Order
-	38, // 1: dsync.v1.GetOrganizationResponse.organization:type_name -> dsync.v1.Organization
+	42, // 1: dsync.v1.GetOrganizationResponse.organization:type_name -> dsync.v1.Organization
 	1,  // 2: dsync.v1.ListOrganizationsRequest.page:type_name -> dsync.v1.Page
-	38, // 3: dsync.v1.ListOrganizationsResponse.organizations:type_name -> dsync.v1.Organization
+	42, // 3: dsync.v1.ListOrganizationsResponse.organizations:type_name -> dsync.v1.Organization
 	2,  // 4: dsync.v1.ListOrganizationsResponse.page_info:type_name -> dsync.v1.PageInfo
-	39, // 5: dsync.v1.GetDirectoryResponse.directory:type_name -> dsync.v1.Directory
+	43, // 5: dsync.v1.GetDirectoryResponse.directory:type_name -> dsync.v1.Directory
 	1,  // 6: dsync.v1.ListDirectoriesRequest.page:type_name -> dsync.v1.Page
-	39, // 7: dsync.v1.ListDirectoriesResponse.directories:type_name -> dsync.v1.Directory
+	43, // 7: dsync.v1.ListDirectoriesResponse.directories:type_name -> dsync.v1.Directory
 	2,  // 8: dsync.v1.ListDirectoriesResponse.page_info:type_name -> dsync.v1.PageInfo
-	40, // 9: dsync.v1.GetUserResponse.user:type_name -> dsync.v1.User
+	44, // 9: dsync.v1.GetUserResponse.user:type_name -> dsync.v1.User
 	1,  // 10: dsync.v1.ListUsersRequest.page:type_name -> dsync.v1.Page
-	40, // 11: dsync.v1.ListUsersResponse.users:type_name -> dsync.v1.User
+	44, // 11: dsync.v1.ListUsersResponse.users:type_name -> dsync.v1.User
 	2,  // 12: dsync.v1.ListUsersResponse.page_info:type_name -> dsync.v1.PageInfo
-	41, // 13: dsync.v1.GetGroupResponse.group:type_name -> dsync.v1.Group
+	45, // 13: dsync.v1.GetGroupResponse.group:type_name -> dsync.v1.Group
 	1,  // 14: dsync.v1.ListGroupsRequest.page:type_name -> dsync.v1.Page
-	41, // 15: dsync.v1.GroupWithCount.group:type_name -> dsync.v1.Group
+	45, // 15: dsync.v1.GroupWithCount.group:type_name -> dsync.v1.Group
 	20, // 16: dsync.v1.ListGroupsResponse.groups:type_name -> dsync.v1.GroupWithCount
 	2,  // 17: dsync.v1.ListGroupsResponse.page_info:type_name -> dsync.v1.PageInfo
 	1,  // 18: dsync.v1.ListGroupMembersRequest.page:type_name -> dsync.v1.Page
-	40, // 19: dsync.v1.ListGroupMembersResponse.users:type_name -> dsync.v1.User
+	44, // 19: dsync.v1.ListGroupMembersResponse.users:type_name -> dsync.v1.User
 	2,  // 20: dsync.v1.ListGroupMembersResponse.page_info:type_name -> dsync.v1.PageInfo
 	24, // 21: dsync.v1.SearchUsersRequest.query:type_name -> dsync.v1.ScimQuery
-	40, // 22: dsync.v1.SearchUsersResponse.users:type_name -> dsync.v1.User
+	44, // 22: dsync.v1.SearchUsersResponse.users:type_name -> dsync.v1.User
 	24, // 23: dsync.v1.SearchGroupsRequest.query:type_name -> dsync.v1.ScimQuery
-	41, // 24: dsync.v1.GroupWithMembers.group:type_name -> dsync.v1.Group
+	45, // 24: dsync.v1.GroupWithMembers.group:type_name -> dsync.v1.Group
 	28, // 25: dsync.v1.SearchGroupsResponse.groups:type_name -> dsync.v1.GroupWithMembers
-	40, // 26: dsync.v1.FindUsersResponse.users:type_name -> dsync.v1.User
-	42, // 27: dsync.v1.EventFilter.range_start:type_name -> google.protobuf.Timestamp
-	42, // 28: dsync.v1.EventFilter.range_end:type_name -> google.protobuf.Timestamp
+	44, // 26: dsync.v1.FindUsersResponse.users:type_name -> dsync.v1.User
+	46, // 27: dsync.v1.EventFilter.range_start:type_name -> google.protobuf.Timestamp
+	46, // 28: dsync.v1.EventFilter.range_end:type_name -> google.protobuf.Timestamp
 	32, // 29: dsync.v1.ListEventsRequest.filter:type_name -> dsync.v1.EventFilter
 	1,  // 30: dsync.v1.ListEventsRequest.page:type_name -> dsync.v1.Page
-	43, // 31: dsync.v1.SequencedEvent.event:type_name -> dsync.v1.Event
+	47, // 31: dsync.v1.SequencedEvent.event:type_name -> dsync.v1.Event
 	34, // 32: dsync.v1.ListEventsResponse.events:type_name -> dsync.v1.SequencedEvent
 	2,  // 33: dsync.v1.ListEventsResponse.page_info:type_name -> dsync.v1.PageInfo
 	32, // 34: dsync.v1.WatchEventsRequest.filter:type_name -> dsync.v1.EventFilter
 	34, // 35: dsync.v1.WatchEventsResponse.event:type_name -> dsync.v1.SequencedEvent
-	3,  // 36: dsync.v1.DirectoryService.GetOrganization:input_type -> dsync.v1.GetOrganizationRequest
-	5,  // 37: dsync.v1.DirectoryService.ListOrganizations:input_type -> dsync.v1.ListOrganizationsRequest
-	7,  // 38: dsync.v1.DirectoryService.GetDirectory:input_type -> dsync.v1.GetDirectoryRequest
-	9,  // 39: dsync.v1.DirectoryService.ListDirectories:input_type -> dsync.v1.ListDirectoriesRequest
-	11, // 40: dsync.v1.DirectoryService.GetUser:input_type -> dsync.v1.GetUserRequest
-	13, // 41: dsync.v1.DirectoryService.ListUsers:input_type -> dsync.v1.ListUsersRequest
-	15, // 42: dsync.v1.DirectoryService.GetProjectionStatus:input_type -> dsync.v1.GetProjectionStatusRequest
-	17, // 43: dsync.v1.DirectoryService.GetGroup:input_type -> dsync.v1.GetGroupRequest
-	19, // 44: dsync.v1.DirectoryService.ListGroups:input_type -> dsync.v1.ListGroupsRequest
-	22, // 45: dsync.v1.DirectoryService.ListGroupMembers:input_type -> dsync.v1.ListGroupMembersRequest
-	25, // 46: dsync.v1.DirectoryService.SearchUsers:input_type -> dsync.v1.SearchUsersRequest
-	27, // 47: dsync.v1.DirectoryService.SearchGroups:input_type -> dsync.v1.SearchGroupsRequest
-	30, // 48: dsync.v1.DirectoryService.FindUsers:input_type -> dsync.v1.FindUsersRequest
-	33, // 49: dsync.v1.DirectoryService.ListEvents:input_type -> dsync.v1.ListEventsRequest
-	36, // 50: dsync.v1.DirectoryService.WatchEvents:input_type -> dsync.v1.WatchEventsRequest
-	4,  // 51: dsync.v1.DirectoryService.GetOrganization:output_type -> dsync.v1.GetOrganizationResponse
-	6,  // 52: dsync.v1.DirectoryService.ListOrganizations:output_type -> dsync.v1.ListOrganizationsResponse
-	8,  // 53: dsync.v1.DirectoryService.GetDirectory:output_type -> dsync.v1.GetDirectoryResponse
-	10, // 54: dsync.v1.DirectoryService.ListDirectories:output_type -> dsync.v1.ListDirectoriesResponse
-	12, // 55: dsync.v1.DirectoryService.GetUser:output_type -> dsync.v1.GetUserResponse
-	14, // 56: dsync.v1.DirectoryService.ListUsers:output_type -> dsync.v1.ListUsersResponse
-	16, // 57: dsync.v1.DirectoryService.GetProjectionStatus:output_type -> dsync.v1.GetProjectionStatusResponse
-	18, // 58: dsync.v1.DirectoryService.GetGroup:output_type -> dsync.v1.GetGroupResponse
-	21, // 59: dsync.v1.DirectoryService.ListGroups:output_type -> dsync.v1.ListGroupsResponse
-	23, // 60: dsync.v1.DirectoryService.ListGroupMembers:output_type -> dsync.v1.ListGroupMembersResponse
-	26, // 61: dsync.v1.DirectoryService.SearchUsers:output_type -> dsync.v1.SearchUsersResponse
-	29, // 62: dsync.v1.DirectoryService.SearchGroups:output_type -> dsync.v1.SearchGroupsResponse
-	31, // 63: dsync.v1.DirectoryService.FindUsers:output_type -> dsync.v1.FindUsersResponse
-	35, // 64: dsync.v1.DirectoryService.ListEvents:output_type -> dsync.v1.ListEventsResponse
-	37, // 65: dsync.v1.DirectoryService.WatchEvents:output_type -> dsync.v1.WatchEventsResponse
-	51, // [51:66] is the sub-list for method output_type
-	36, // [36:51] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	20, // 36: dsync.v1.UserGroups.groups:type_name -> dsync.v1.GroupWithCount
+	41, // 37: dsync.v1.ListGroupsForUsersResponse.groups_by_user:type_name -> dsync.v1.ListGroupsForUsersResponse.GroupsByUserEntry
+	39, // 38: dsync.v1.ListGroupsForUsersResponse.GroupsByUserEntry.value:type_name -> dsync.v1.UserGroups
+	3,  // 39: dsync.v1.DirectoryService.GetOrganization:input_type -> dsync.v1.GetOrganizationRequest
+	5,  // 40: dsync.v1.DirectoryService.ListOrganizations:input_type -> dsync.v1.ListOrganizationsRequest
+	7,  // 41: dsync.v1.DirectoryService.GetDirectory:input_type -> dsync.v1.GetDirectoryRequest
+	9,  // 42: dsync.v1.DirectoryService.ListDirectories:input_type -> dsync.v1.ListDirectoriesRequest
+	11, // 43: dsync.v1.DirectoryService.GetUser:input_type -> dsync.v1.GetUserRequest
+	13, // 44: dsync.v1.DirectoryService.ListUsers:input_type -> dsync.v1.ListUsersRequest
+	15, // 45: dsync.v1.DirectoryService.GetProjectionStatus:input_type -> dsync.v1.GetProjectionStatusRequest
+	17, // 46: dsync.v1.DirectoryService.GetGroup:input_type -> dsync.v1.GetGroupRequest
+	19, // 47: dsync.v1.DirectoryService.ListGroups:input_type -> dsync.v1.ListGroupsRequest
+	22, // 48: dsync.v1.DirectoryService.ListGroupMembers:input_type -> dsync.v1.ListGroupMembersRequest
+	25, // 49: dsync.v1.DirectoryService.SearchUsers:input_type -> dsync.v1.SearchUsersRequest
+	27, // 50: dsync.v1.DirectoryService.SearchGroups:input_type -> dsync.v1.SearchGroupsRequest
+	30, // 51: dsync.v1.DirectoryService.FindUsers:input_type -> dsync.v1.FindUsersRequest
+	33, // 52: dsync.v1.DirectoryService.ListEvents:input_type -> dsync.v1.ListEventsRequest
+	36, // 53: dsync.v1.DirectoryService.WatchEvents:input_type -> dsync.v1.WatchEventsRequest
+	38, // 54: dsync.v1.DirectoryService.ListGroupsForUsers:input_type -> dsync.v1.ListGroupsForUsersRequest
+	4,  // 55: dsync.v1.DirectoryService.GetOrganization:output_type -> dsync.v1.GetOrganizationResponse
+	6,  // 56: dsync.v1.DirectoryService.ListOrganizations:output_type -> dsync.v1.ListOrganizationsResponse
+	8,  // 57: dsync.v1.DirectoryService.GetDirectory:output_type -> dsync.v1.GetDirectoryResponse
+	10, // 58: dsync.v1.DirectoryService.ListDirectories:output_type -> dsync.v1.ListDirectoriesResponse
+	12, // 59: dsync.v1.DirectoryService.GetUser:output_type -> dsync.v1.GetUserResponse
+	14, // 60: dsync.v1.DirectoryService.ListUsers:output_type -> dsync.v1.ListUsersResponse
+	16, // 61: dsync.v1.DirectoryService.GetProjectionStatus:output_type -> dsync.v1.GetProjectionStatusResponse
+	18, // 62: dsync.v1.DirectoryService.GetGroup:output_type -> dsync.v1.GetGroupResponse
+	21, // 63: dsync.v1.DirectoryService.ListGroups:output_type -> dsync.v1.ListGroupsResponse
+	23, // 64: dsync.v1.DirectoryService.ListGroupMembers:output_type -> dsync.v1.ListGroupMembersResponse
+	26, // 65: dsync.v1.DirectoryService.SearchUsers:output_type -> dsync.v1.SearchUsersResponse
+	29, // 66: dsync.v1.DirectoryService.SearchGroups:output_type -> dsync.v1.SearchGroupsResponse
+	31, // 67: dsync.v1.DirectoryService.FindUsers:output_type -> dsync.v1.FindUsersResponse
+	35, // 68: dsync.v1.DirectoryService.ListEvents:output_type -> dsync.v1.ListEventsResponse
+	37, // 69: dsync.v1.DirectoryService.WatchEvents:output_type -> dsync.v1.WatchEventsResponse
+	40, // 70: dsync.v1.DirectoryService.ListGroupsForUsers:output_type -> dsync.v1.ListGroupsForUsersResponse
+	55, // [55:71] is the sub-list for method output_type
+	39, // [39:55] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_dsync_v1_directory_service_proto_init() }
@@ -2556,7 +2721,7 @@ func file_dsync_v1_directory_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_directory_service_proto_rawDesc), len(file_dsync_v1_directory_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	DirectoryService_FindUsers_FullMethodName           = "/dsync.v1.DirectoryService/FindUsers"
 	DirectoryService_ListEvents_FullMethodName          = "/dsync.v1.DirectoryService/ListEvents"
 	DirectoryService_WatchEvents_FullMethodName         = "/dsync.v1.DirectoryService/WatchEvents"
+	DirectoryService_ListGroupsForUsers_FullMethodName  = "/dsync.v1.DirectoryService/ListGroupsForUsers"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -82,6 +83,11 @@ type DirectoryServiceClient interface {
 	// after_sequence, then follows new ones as they are applied, until the
 	// client cancels. Events older than the retention are gone.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// ListGroupsForUsers returns the groups of up to 200 users in one call
+	// (one query, not one per user), for a SCIM list page's "groups"
+	// attribute. Every requested user has an entry, empty when the user is in
+	// no group or unknown; groups are in group id order.
+	ListGroupsForUsers(ctx context.Context, in *ListGroupsForUsersRequest, opts ...grpc.CallOption) (*ListGroupsForUsersResponse, error)
 }
 
 type directoryServiceClient struct {
@@ -251,6 +257,16 @@ func (c *directoryServiceClient) WatchEvents(ctx context.Context, in *WatchEvent
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DirectoryService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *directoryServiceClient) ListGroupsForUsers(ctx context.Context, in *ListGroupsForUsersRequest, opts ...grpc.CallOption) (*ListGroupsForUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGroupsForUsersResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_ListGroupsForUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DirectoryServiceServer is the server API for DirectoryService service.
 // All implementations must embed UnimplementedDirectoryServiceServer
 // for forward compatibility.
@@ -297,6 +313,11 @@ type DirectoryServiceServer interface {
 	// after_sequence, then follows new ones as they are applied, until the
 	// client cancels. Events older than the retention are gone.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// ListGroupsForUsers returns the groups of up to 200 users in one call
+	// (one query, not one per user), for a SCIM list page's "groups"
+	// attribute. Every requested user has an entry, empty when the user is in
+	// no group or unknown; groups are in group id order.
+	ListGroupsForUsers(context.Context, *ListGroupsForUsersRequest) (*ListGroupsForUsersResponse, error)
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
 
@@ -351,6 +372,9 @@ func (UnimplementedDirectoryServiceServer) ListEvents(context.Context, *ListEven
 }
 func (UnimplementedDirectoryServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedDirectoryServiceServer) ListGroupsForUsers(context.Context, *ListGroupsForUsersRequest) (*ListGroupsForUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListGroupsForUsers not implemented")
 }
 func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
 func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
@@ -636,6 +660,24 @@ func _DirectoryService_WatchEvents_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DirectoryService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _DirectoryService_ListGroupsForUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsForUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).ListGroupsForUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_ListGroupsForUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).ListGroupsForUsers(ctx, req.(*ListGroupsForUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -698,6 +740,10 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEvents",
 			Handler:    _DirectoryService_ListEvents_Handler,
+		},
+		{
+			MethodName: "ListGroupsForUsers",
+			Handler:    _DirectoryService_ListGroupsForUsers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -21,10 +21,16 @@ import (
 	"github.com/dsync-dev/dsync/services/dispatcher/internal/delivery"
 )
 
-// Ingester stores an event and its deliveries idempotently.
+// Ingester stores events and their deliveries idempotently, a batch in one
+// transaction.
 type Ingester interface {
-	Ingest(ctx context.Context, ev delivery.Event) (int, error)
+	IngestBatch(ctx context.Context, evs []delivery.Event) (int, error)
 }
+
+// MaxBatch bounds how many stream messages one store transaction ingests.
+// Messages are batched only when they are already waiting: a lone event is
+// ingested at once, so batching adds throughput under load, not latency.
+const MaxBatch = 256
 
 // retryDelay is how long a message waits after the store failed to take it.
 const retryDelay = time.Second
@@ -50,7 +56,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { c.handle(ctx, msg) },
+	// The callback only queues: one goroutine takes what is waiting and
+	// ingests it in one transaction, then acks it all after the commit.
+	msgs := make(chan jetstream.Msg, MaxBatch)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case msgs <- msg:
+		case <-ctx.Done(): // unacked: redelivered after AckWait
+		}
+	},
+		jetstream.PullMaxMessages(2*MaxBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.Log.WarnContext(ctx, "event consumer", "error", err)
 		}))
@@ -60,10 +75,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.Ready != nil {
 		c.Ready()
 	}
-	<-ctx.Done()
-	cc.Stop()
-	<-cc.Closed()
-	return nil
+	batch := make([]jetstream.Msg, 0, MaxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			cc.Stop()
+			<-cc.Closed()
+			return nil
+		case msg := <-msgs:
+			batch = append(batch[:0], msg)
+		drain:
+			for len(batch) < MaxBatch {
+				select {
+				case msg := <-msgs:
+					batch = append(batch, msg)
+				default:
+					break drain
+				}
+			}
+			c.handle(ctx, batch)
+		}
+	}
 }
 
 func (c *Consumer) consumer(ctx context.Context) (jetstream.Consumer, error) {
@@ -99,42 +131,85 @@ func (c *Consumer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	}
 }
 
-// handle gives msg its fate: Ack when stored or not public, Term when it can
-// never be processed, NakWithDelay when the store failed.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
-	ctx = natsx.ExtractTrace(ctx, msg.Headers())
+// pending is a message whose event awaits ingestion.
+type pending struct {
+	msg jetstream.Msg
+	ctx context.Context
+	log *slog.Logger
+}
+
+// handle gives each message of batch its fate: Ack when stored (after the
+// batch's commit) or not public, Term when it can never be processed,
+// NakWithDelay when the store failed.
+func (c *Consumer) handle(ctx context.Context, batch []jetstream.Msg) {
+	evs := make([]delivery.Event, 0, len(batch))
+	waiting := make([]pending, 0, len(batch))
+	for _, msg := range batch {
+		mctx := natsx.ExtractTrace(ctx, msg.Headers())
+		ev, log, ok := c.prepare(mctx, msg)
+		if !ok {
+			continue
+		}
+		evs = append(evs, ev)
+		waiting = append(waiting, pending{msg: msg, ctx: mctx, log: log})
+	}
+	if len(evs) == 0 {
+		return
+	}
+	n, err := c.Ingester.IngestBatch(ctx, evs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the messages are redelivered after AckWait
+		}
+		c.Log.ErrorContext(ctx, "store deliveries; will retry", "events", len(evs), "error", err)
+		for _, p := range waiting {
+			_ = p.msg.NakWithDelay(retryDelay)
+		}
+		return
+	}
+	c.Log.DebugContext(ctx, "events ingested", "events", len(evs), "deliveries", n)
+	for _, p := range waiting {
+		c.ack(p.ctx, p.log, p.msg)
+	}
+}
+
+// prepare renders msg's event as a delivery.Event, or settles msg (ack or
+// term) and returns false when there is nothing to ingest.
+func (c *Consumer) prepare(ctx context.Context, msg jetstream.Msg) (delivery.Event, *slog.Logger, bool) {
 	log := c.Log.With("subject", msg.Subject())
 	md, err := msg.Metadata()
 	if err != nil {
 		log.ErrorContext(ctx, "event without metadata; terminated", "error", err)
 		_ = msg.TermWithReason("no metadata")
-		return
+		return delivery.Event{}, nil, false
 	}
 	log = log.With("stream_seq", md.Sequence.Stream)
 	ev, err := event.Decode(msg.Data())
 	if err != nil {
 		log.ErrorContext(ctx, "malformed event; terminated", "error", err)
 		_ = msg.TermWithReason("malformed event")
-		return
+		return delivery.Event{}, nil, false
 	}
 	log = log.With("event_id", ev.GetId())
-	we, err := workos.NewEvent(ev)
+	// The stream sequence goes into the envelope's context, as the Events
+	// API renders it: the webhook body and the API agree byte for byte.
+	we, err := workos.NewEvent(md.Sequence.Stream, ev)
 	if errors.Is(err, workos.ErrNotPublic) {
 		c.ack(ctx, log, msg)
-		return
+		return delivery.Event{}, nil, false
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "event has no webhook form; terminated", "error", err)
 		_ = msg.TermWithReason("no webhook form")
-		return
+		return delivery.Event{}, nil, false
 	}
 	body, err := json.Marshal(we)
 	if err != nil {
 		log.ErrorContext(ctx, "render webhook event; terminated", "error", err)
 		_ = msg.TermWithReason("render failed")
-		return
+		return delivery.Event{}, nil, false
 	}
-	n, err := c.Ingester.Ingest(ctx, delivery.Event{
+	return delivery.Event{
 		ID:        ev.GetId(),
 		Name:      we.Event,
 		Subject:   msg.Subject(),
@@ -144,17 +219,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		// Attempts run later, outside this context: keep the trace
 		// context so their spans can link to the event's trace.
 		TraceParent: traceParent(msg.Headers()),
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: the message is redelivered after AckWait
-		}
-		log.ErrorContext(ctx, "store deliveries; will retry", "error", err)
-		_ = msg.NakWithDelay(retryDelay)
-		return
-	}
-	log.DebugContext(ctx, "event ingested", "deliveries", n)
-	c.ack(ctx, log, msg)
+	}, log, true
 }
 
 func (c *Consumer) ack(ctx context.Context, log *slog.Logger, msg jetstream.Msg) {

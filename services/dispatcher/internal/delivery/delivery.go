@@ -237,6 +237,9 @@ type Store interface {
 	// EventID) exists is skipped, so a redelivered stream message never
 	// duplicates a delivery. It returns how many deliveries were inserted.
 	AddEvent(ctx context.Context, ev Event, deliveries []Delivery) (int, error)
+	// AddEvents is AddEvent for several events and their deliveries, all
+	// in one transaction.
+	AddEvents(ctx context.Context, evs []Event, deliveries []Delivery) (int, error)
 	// Events lists stored events (without bodies) in stream order.
 	Events(ctx context.Context, q EventQuery) ([]Event, error)
 	// EventSeq returns an event's stream sequence; ErrNotFound when unknown.
@@ -264,6 +267,9 @@ type Store interface {
 	// crashed worker's delivery is retried. A claim carries the previous
 	// secret only while it is within its grace period at now.
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int) ([]Claim, error)
+	// ReleaseClaims ends the leases of the pending deliveries ids, which
+	// were claimed and never attempted: they are due again at once.
+	ReleaseClaims(ctx context.Context, ids []string) error
 
 	// FinishAttempt records a and applies o to the delivery in one
 	// transaction: attempts and last status/error are updated, the lease is

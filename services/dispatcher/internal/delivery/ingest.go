@@ -46,23 +46,35 @@ func newDelivery(ids *event.IDs, endpointID string, ev Event, now time.Time) Del
 // event stored just after (or, redelivered, out of stream order) would be
 // neither delivered nor seen by the resume, which goes by stream sequence.
 func (in *Ingester) Ingest(ctx context.Context, ev Event) (int, error) {
+	return in.IngestBatch(ctx, []Event{ev})
+}
+
+// IngestBatch is Ingest for several events in one store transaction: all
+// of them are stored, or none. Batching stream messages is what lets the
+// store keep up with bursts (one commit per batch instead of per event).
+func (in *Ingester) IngestBatch(ctx context.Context, evs []Event) (int, error) {
+	if len(evs) == 0 {
+		return 0, nil
+	}
 	endpoints, err := in.Store.AllEndpoints(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("ingest %s: %w", ev.ID, err)
+		return 0, fmt.Errorf("ingest %d events: %w", len(evs), err)
 	}
 	now := in.Now().UTC()
-	if ev.CreatedAt.IsZero() {
-		ev.CreatedAt = now
-	}
 	var ds []Delivery
-	for _, e := range endpoints {
-		if e.Subscribes(ev.Name) {
-			ds = append(ds, newDelivery(in.IDs, e.ID, ev, now))
+	for i := range evs {
+		if evs[i].CreatedAt.IsZero() {
+			evs[i].CreatedAt = now
+		}
+		for _, e := range endpoints {
+			if e.Subscribes(evs[i].Name) {
+				ds = append(ds, newDelivery(in.IDs, e.ID, evs[i], now))
+			}
 		}
 	}
-	n, err := in.Store.AddEvent(ctx, ev, ds)
+	n, err := in.Store.AddEvents(ctx, evs, ds)
 	if err != nil {
-		return 0, fmt.Errorf("ingest %s: %w", ev.ID, err)
+		return 0, fmt.Errorf("ingest %d events from %s: %w", len(evs), evs[0].ID, err)
 	}
 	if n > 0 && in.Notify != nil {
 		in.Notify()

@@ -22,13 +22,21 @@ type WorkerConfig struct {
 	Sender Sender
 	Policy Policy
 	Log    *slog.Logger
-	// Concurrency bounds the attempts in flight; default 32.
+	// Concurrency bounds the deliveries claimed and not yet recorded, all
+	// endpoints together (queued or in flight); default 1024.
 	Concurrency int
-	// PerEndpoint bounds the attempts in flight to one endpoint, so one
-	// slow endpoint cannot occupy every worker; default 4.
+	// PerEndpoint bounds the attempts in flight to one endpoint; default 4.
+	// Each endpoint has its own queue and sending goroutines (its lane),
+	// so a slow or dead endpoint only ever waits on itself.
 	PerEndpoint int
-	// Lease is how long a claim is held; it must exceed the sender's
-	// request timeout. A crashed worker's deliveries are due again after it.
+	// QueueDepth bounds the deliveries of one endpoint claimed at once
+	// (queued in its lane or in flight); default 4×PerEndpoint. Deeper
+	// queues mean fewer claims under load.
+	QueueDepth int
+	// Lease is how long one attempt may take; it must exceed the sender's
+	// request timeout. A claim is held for Lease × ⌈QueueDepth/PerEndpoint⌉,
+	// enough for a delivery at the back of a lane whose attempts all time
+	// out. A crashed worker's deliveries are due again after it.
 	Lease time.Duration
 	// Poll is how often due deliveries are looked for without a
 	// notification (scheduled retries, expired leases); default 1s.
@@ -61,10 +69,13 @@ type Worker struct {
 // NewWorker returns a worker; call Run to start it.
 func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 32
+		cfg.Concurrency = 1024
 	}
 	if cfg.PerEndpoint <= 0 {
 		cfg.PerEndpoint = 4
+	}
+	if cfg.QueueDepth < cfg.PerEndpoint {
+		cfg.QueueDepth = 4 * cfg.PerEndpoint
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = time.Minute
@@ -104,9 +115,22 @@ type finished struct {
 	observed func(Result, Outcome)
 }
 
-// Run claims and sends due deliveries until ctx is done, then waits for the
-// attempts in flight to be recorded and returns nil. Store errors are logged
-// and retried at the next poll: a database blip must not stop deliveries.
+// lane is one endpoint's queue of claimed deliveries and how many of its
+// attempts are in flight. Only Run's goroutine touches lanes.
+type lane struct {
+	queue   []Claim
+	running int
+}
+
+// Run claims and sends due deliveries until ctx is done, then releases the
+// claims not yet started, waits for the attempts in flight to be recorded
+// and returns nil. Store errors are logged and retried at the next poll: a
+// database blip must not stop deliveries.
+//
+// Claims are made in bulk and queued per endpoint; each endpoint's lane
+// runs at most PerEndpoint attempts at once, so an endpoint that hangs
+// until every request times out holds its own lane only, never a healthy
+// endpoint's.
 //
 // Attempts are recorded by one recorder goroutine that writes every attempt
 // finished meanwhile in one transaction (group commit), so the store sees
@@ -119,37 +143,97 @@ func (w *Worker) Run(ctx context.Context) error {
 	attemptCtx := context.WithoutCancel(ctx)
 	results := make(chan finished, w.cfg.Concurrency)
 	done := make(chan int, w.cfg.Concurrency)
+	freed := make(chan string, w.cfg.Concurrency)
 	go w.record(attemptCtx, results, done)
 	defer close(results)
-	inflight := 0
+	lanes := map[string]*lane{}
+	// start runs l's queued claims while it has free slots.
+	start := func(l *lane) {
+		for l.running < w.cfg.PerEndpoint && len(l.queue) > 0 {
+			c := l.queue[0]
+			l.queue[0] = Claim{}
+			l.queue = l.queue[1:]
+			l.running++
+			go func() {
+				results <- w.attempt(attemptCtx, c)
+				freed <- c.Delivery.EndpointID
+			}()
+		}
+	}
+	lease := w.cfg.Lease * time.Duration((w.cfg.QueueDepth+w.cfg.PerEndpoint-1)/w.cfg.PerEndpoint)
+	claimed := 0 // claimed and not yet recorded (or released)
 	tick := time.NewTicker(w.cfg.Poll)
 	defer tick.Stop()
+	claim := true
 	for {
-		if free := w.cfg.Concurrency - inflight; free > 0 && ctx.Err() == nil {
+		if free := w.cfg.Concurrency - claimed; claim && free > 0 && ctx.Err() == nil {
 			now := w.cfg.Now().UTC()
-			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(w.cfg.Lease), free, w.cfg.PerEndpoint)
+			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(lease), free, w.cfg.QueueDepth)
 			if err != nil && ctx.Err() == nil {
 				w.cfg.Log.ErrorContext(ctx, "claim due deliveries", "error", err)
 			}
+			claimed += len(claims)
 			for _, c := range claims {
-				inflight++
-				go func() { results <- w.attempt(attemptCtx, c) }()
+				l := lanes[c.Delivery.EndpointID]
+				if l == nil {
+					l = &lane{}
+					lanes[c.Delivery.EndpointID] = l
+				}
+				l.queue = append(l.queue, c)
+			}
+			for _, c := range claims {
+				start(lanes[c.Delivery.EndpointID])
 			}
 		}
+		claim = true
 		select {
 		case <-ctx.Done():
-			for inflight > 0 {
-				inflight -= <-done
+			claimed -= w.release(attemptCtx, lanes)
+			for claimed > 0 {
+				select {
+				case n := <-done:
+					claimed -= n
+				case <-freed:
+				}
 			}
 			return nil
+		case id := <-freed:
+			l := lanes[id]
+			l.running--
+			start(l)
+			if l.running == 0 && len(l.queue) == 0 {
+				delete(lanes, id)
+			}
+			// The claim is freed only once recorded (done): no claim now.
+			claim = false
 		case n := <-done:
-			// Recorded attempts free slots and may unblock the next
+			// Recorded attempts free claims and may unblock the next
 			// delivery of the same subject.
-			inflight -= n
+			claimed -= n
 		case <-w.wake:
 		case <-tick.C:
 		}
 	}
+}
+
+// release gives back the claims queued and not started, so that a restarted
+// worker need not wait for their leases, and returns how many it dropped.
+// Were the store unreachable, the leases expire: nothing is lost.
+func (w *Worker) release(ctx context.Context, lanes map[string]*lane) int {
+	var ids []string
+	for _, l := range lanes {
+		for _, c := range l.queue {
+			ids = append(ids, c.Delivery.ID)
+		}
+		l.queue = nil
+	}
+	if len(ids) == 0 {
+		return 0
+	}
+	if err := w.cfg.Store.ReleaseClaims(ctx, ids); err != nil {
+		w.cfg.Log.WarnContext(ctx, "release claims; they are due again when their lease expires", "error", err)
+	}
+	return len(ids)
 }
 
 // record writes finished attempts in batches until results is closed,

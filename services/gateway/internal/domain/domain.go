@@ -47,10 +47,27 @@ type Entry struct {
 
 // Write is one event of an atomic batch: it is stored only if its subject's
 // last sequence is still ExpectedSeq (0: the subject must be empty).
+//
+// A Guard write stores no event on Subject: it is a read-only check that
+// makes the whole batch conditional on Subject's last sequence still being
+// ExpectedSeq, for an aggregate the batch depends on but does not change
+// (a members-only PATCH depends on its group being alive). Event is unused.
+//
+// Requires, when set, is the same read-only check for this write alone
+// (a GROUP_USER_ADDED depends on its user being alive): it holds in the
+// atomic batch that stores the write.
 type Write struct {
 	Subject     string
 	Event       *dsyncv1.Event
 	ExpectedSeq uint64
+	Guard       bool
+	Requires    *Check
+}
+
+// Check is a read-only precondition: Subject's last sequence is Seq.
+type Check struct {
+	Subject string
+	Seq     uint64
 }
 
 // EventLog reads and appends events. Implementations are safe for
@@ -80,7 +97,10 @@ type EventLog interface {
 	// bounded by the log's batch size (MaxBatch): a longer list is stored
 	// as consecutive batches, each atomic, in order; a conflict in a later
 	// batch leaves the earlier ones stored (callers re-read and re-apply
-	// diffs, which then skip what is already there).
+	// diffs, which then skip what is already there). Guard writes hold
+	// in every one of those batches (a batch that writes the guarded
+	// subject itself checks it by that write, and later batches expect
+	// that write's sequence); their returned sequence is 0.
 	AppendBatch(ctx context.Context, writes []Write) ([]uint64, error)
 	// LastPerSubject returns the last event of every subject matching
 	// filter (which may hold wildcards), in stream order. It sees every

@@ -35,3 +35,30 @@ func BenchmarkAppendBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendGuarded is one membership edge with its two read-only
+// checks (the group and the user alive): a three-message atomic batch.
+func BenchmarkAppendGuarded(b *testing.B) {
+	log, _ := setupB(b)
+	dir := ids.New(event.PrefixDirectory)
+	group := event.GroupSubject(dir, ids.New(event.PrefixGroup))
+	gseq, err := log.Append(b.Context(), group, userEvent(dir, "g", "g"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	user := event.UserSubject(dir, ids.New(event.PrefixUser))
+	useq, err := log.Append(b.Context(), user, userEvent(dir, "u", "u"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		edge := ids.New(event.PrefixUser)
+		_, err := log.AppendBatch(b.Context(), []domain.Write{
+			{Subject: group, ExpectedSeq: gseq, Guard: true},
+			{Subject: group + ".member." + edge, Event: userEvent(dir, edge, "m"), Requires: &domain.Check{Subject: user, Seq: useq}},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -227,3 +227,99 @@ func TestAppendBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendBatchGuard checks guards: the batch is stored only while the
+// guarded subject is where it was read, the guarded subject is never
+// written, guards hold in every batch of a split list, and batches
+// guarding the same subject do not conflict with each other.
+func TestAppendBatchGuard(t *testing.T) {
+	ctx := t.Context()
+	dir := ids.New(event.PrefixDirectory)
+	group := event.GroupSubject(dir, ids.New(event.PrefixGroup))
+	member := func() domain.Write {
+		u := ids.New(event.PrefixUser)
+		return domain.Write{Subject: event.UserSubject(dir, u), Event: userEvent(dir, u, "u")}
+	}
+	tests := []struct {
+		name     string
+		maxBatch int
+		writes   int
+	}{
+		{"one write", 0, 1},
+		{"one batch", 0, 4},
+		{"split into batches of 3 (a guard and 2 writes)", 3, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, stream := setup(t)
+			if tt.maxBatch > 0 {
+				log.MaxBatch = tt.maxBatch
+			}
+			gseq, err := log.Append(ctx, group, userEvent(dir, "g", "group"), 0)
+			require.NoError(t, err)
+			batch := func(expected uint64) []domain.Write {
+				out := []domain.Write{{Subject: group, ExpectedSeq: expected, Guard: true}}
+				for range tt.writes {
+					out = append(out, member())
+				}
+				return out
+			}
+			before := msgCount(t, stream)
+			_, err = log.AppendBatch(ctx, batch(gseq-1))
+			require.ErrorIs(t, err, domain.ErrConflict, "a guard on a moved subject rejects the batch")
+			require.Equal(t, before, msgCount(t, stream), "nothing of it is stored")
+
+			var wg sync.WaitGroup
+			errs := make([]error, 4)
+			for i := range errs {
+				wg.Go(func() {
+					seqs, err := log.AppendBatch(ctx, batch(gseq))
+					errs[i] = err
+					if err == nil {
+						require.Zero(t, seqs[0], "a guard has no sequence")
+						for _, seq := range seqs[1:] {
+							require.NotZero(t, seq)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err, "guards of one subject do not conflict")
+			}
+			_, last, err := log.Last(ctx, group)
+			require.NoError(t, err)
+			require.Equal(t, gseq, last, "the guarded subject is not written")
+			guards, err := stream.GetLastMsgForSubject(ctx, eventlog.GuardSubject(group))
+			require.NoError(t, err)
+			require.Equal(t, group, guards.Header.Get(eventlog.HeaderGuard))
+		})
+	}
+}
+
+// TestAppendBatchGuardOnWrittenSubject: a batch that writes the guarded
+// subject checks it by that write, and a later batch of the same list
+// expects the subject at that write's sequence.
+func TestAppendBatchGuardOnWrittenSubject(t *testing.T) {
+	ctx := t.Context()
+	log, _ := setup(t)
+	log.MaxBatch = 2
+	dir := ids.New(event.PrefixDirectory)
+	group := event.GroupSubject(dir, ids.New(event.PrefixGroup))
+	gseq, err := log.Append(ctx, group, userEvent(dir, "g", "group"), 0)
+	require.NoError(t, err)
+	u1, u2 := ids.New(event.PrefixUser), ids.New(event.PrefixUser)
+	seqs, err := log.AppendBatch(ctx, []domain.Write{
+		{Subject: group, ExpectedSeq: gseq, Guard: true},
+		{Subject: group, Event: userEvent(dir, "g", "renamed"), ExpectedSeq: gseq},
+		{Subject: event.UserSubject(dir, u1), Event: userEvent(dir, u1, "a")},
+		{Subject: event.UserSubject(dir, u2), Event: userEvent(dir, u2, "b")},
+	})
+	require.NoError(t, err)
+	_, last, err := log.Last(ctx, group)
+	require.NoError(t, err)
+	require.Equal(t, seqs[1], last)
+	_, useq, err := log.Last(ctx, event.UserSubject(dir, u2))
+	require.NoError(t, err)
+	require.Equal(t, seqs[3], useq)
+}

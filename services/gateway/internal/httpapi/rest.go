@@ -88,6 +88,10 @@ func (s *server) restFail(w http.ResponseWriter, r *http.Request, err error) {
 			he = grpcError(st)
 		}
 	}
+	if he != nil && he.code == codeMisconfigured {
+		s.Logger.ErrorContext(r.Context(), "backend does not implement a call: the projector or dispatcher is older than the gateway or misconfigured",
+			"request_id", info(r.Context()).id, "error", err)
+	}
 	if he == nil {
 		s.Logger.ErrorContext(r.Context(), "rest request failed", "request_id", info(r.Context()).id, "error", err)
 		he = &httpError{status: http.StatusInternalServerError, code: "internal_error", message: "Internal server error; request id " + info(r.Context()).id}
@@ -112,9 +116,19 @@ func grpcError(st *status.Status) *httpError {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return &httpError{status: http.StatusServiceUnavailable, code: "service_unavailable",
 			message: "A backend service is unavailable; retry shortly", retryAfter: "1"}
+	case codes.Unimplemented:
+		// The projector and dispatcher implement every RPC the gateway
+		// calls: this is a deployment error (an older backend), not the
+		// client's, and restFail logs it.
+		return &httpError{status: http.StatusServiceUnavailable, code: codeMisconfigured,
+			message: "A backend service does not implement this call (misconfigured deployment); retry later", retryAfter: "1"}
 	}
 	return nil
 }
+
+// codeMisconfigured is the error code of a backend that answered
+// Unimplemented.
+const codeMisconfigured = "backend_misconfigured"
 
 // decodeBody reads a JSON object into v: malformed JSON is 400, a value of
 // the wrong type 422, an oversized body 413.

@@ -12,28 +12,10 @@ import (
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 )
 
-// newAPIEvent renders ev as the webhooks do, with what dsync adds in
-// context: the stream sequence (the order of events), the source of the
-// change (scim, api, reconciliation) and the request id that caused it.
+// newAPIEvent renders ev exactly as the webhooks do (workos.NewEvent), its
+// context carrying the stream sequence, source, request id and reason.
 func newAPIEvent(seq uint64, ev *dsyncv1.Event) (workos.Event, error) {
-	out, err := workos.NewEvent(ev)
-	if err != nil {
-		return out, err
-	}
-	out.Context["sequence"] = seq
-	switch api := ev.GetSource().GetApi(); api {
-	case "":
-	case "rest", "dashboard":
-		out.Context["source"] = "api"
-	case "system":
-		out.Context["source"] = "reconciliation"
-	default:
-		out.Context["source"] = api
-	}
-	if id := ev.GetSource().GetRequestId(); id != "" {
-		out.Context["request_id"] = id
-	}
-	return out, nil
+	return workos.NewEvent(seq, ev)
 }
 
 // listEvents serves GET /events: WorkOS's Events API, in stream order

@@ -9,9 +9,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/workos"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
@@ -29,43 +26,52 @@ func newGroup(g *dsyncv1.Group, count int64) workos.DirectoryGroup {
 	return out
 }
 
-// userGroups returns the groups user id is a member of, from the read
-// model at least at token, at most maxUserGroups of them. A projector that
-// cannot list a user's groups (mid rolling upgrade) yields none.
-func (s *server) userGroups(ctx context.Context, id string, token uint64) ([]*dsyncv1.Group, error) {
-	var groups []*dsyncv1.Group
-	page := &dsyncv1.Page{Limit: 100, Order: dsyncv1.Order_ORDER_ASC}
-	for len(groups) < maxUserGroups {
-		resp, err := s.Directories.ListGroups(ctx, &dsyncv1.ListGroupsRequest{UserId: id, Page: page, MinSequence: token})
-		if status.Code(err) == codes.Unimplemented {
-			return groups, nil
-		}
+// maxUsersPerGroupsCall is the most user ids one ListGroupsForUsers call
+// takes (the projector's limit).
+const maxUsersPerGroupsCall = 200
+
+// groupsOfUsers returns the groups each of ids is a member of, at most
+// maxUserGroups per user in group id order, from the read model at least
+// at token: one ListGroupsForUsers call per 200 users, so rendering a page
+// of users costs one read-model round trip, not one per user.
+func (s *server) groupsOfUsers(ctx context.Context, ids []string, token uint64) (map[string][]*dsyncv1.Group, error) {
+	out := make(map[string][]*dsyncv1.Group, len(ids))
+	for chunk := range slices.Chunk(ids, maxUsersPerGroupsCall) {
+		resp, err := s.Directories.ListGroupsForUsers(ctx, &dsyncv1.ListGroupsForUsersRequest{UserIds: chunk, MinSequence: token})
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range resp.GetGroups() {
-			groups = append(groups, g.GetGroup())
+		token = 0 // the first call waited already
+		for id, ug := range resp.GetGroupsByUser() {
+			gs := ug.GetGroups()
+			groups := make([]*dsyncv1.Group, 0, min(len(gs), maxUserGroups))
+			for _, g := range gs[:min(len(gs), maxUserGroups)] {
+				groups = append(groups, g.GetGroup())
+			}
+			out[id] = groups
 		}
-		if resp.GetPageInfo().GetAfter() == "" {
-			break
-		}
-		page.After = resp.GetPageInfo().GetAfter()
-		token = 0 // the first page waited already
 	}
-	return groups, nil
+	return out, nil
 }
 
 // withGroups renders users with their groups and the roles the directory's
 // role mapping gives those groups.
 func (s *server) withGroups(ctx context.Context, users []*dsyncv1.User, token uint64) ([]workos.DirectoryUser, error) {
 	out := make([]workos.DirectoryUser, 0, len(users))
+	if len(users) == 0 {
+		return out, nil
+	}
+	ids := make([]string, 0, len(users))
+	for _, u := range users {
+		ids = append(ids, u.GetId())
+	}
+	byUser, err := s.groupsOfUsers(ctx, ids, token)
+	if err != nil {
+		return nil, err
+	}
 	mappings := map[string]map[string]string{} // directory id → role mapping
 	for _, u := range users {
-		groups, err := s.userGroups(ctx, u.GetId(), token)
-		if err != nil {
-			return nil, err
-		}
-		token = 0
+		groups := byUser[u.GetId()]
 		dirID := u.GetDirectoryId()
 		mapping, ok := mappings[dirID]
 		if !ok {

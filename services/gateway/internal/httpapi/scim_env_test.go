@@ -45,7 +45,7 @@ type streamReadModel struct {
 	log *eventlog.JetStream
 	// memberReads counts SearchGroups calls that asked for member ids.
 	memberReads atomic.Int64
-	// userGroupReads counts ListGroups calls by user.
+	// userGroupReads counts ListGroupsForUsers calls.
 	userGroupReads atomic.Int64
 }
 
@@ -75,29 +75,36 @@ func (m *streamReadModel) live(ctx context.Context, filterSubject string, delete
 	return out, nil
 }
 
-// ListGroups answers the groups of one user (user_id), in id order, in one
-// page; it is what SCIM user reads ask for their groups attribute.
-func (m *streamReadModel) ListGroups(ctx context.Context, req *dsyncv1.ListGroupsRequest, _ ...grpc.CallOption) (*dsyncv1.ListGroupsResponse, error) {
+// ListGroupsForUsers answers the groups of each user, in group id order,
+// in one call; it is what SCIM user reads ask for their groups attribute.
+func (m *streamReadModel) ListGroupsForUsers(ctx context.Context, req *dsyncv1.ListGroupsForUsersRequest, _ ...grpc.CallOption) (*dsyncv1.ListGroupsForUsersResponse, error) {
 	m.userGroupReads.Add(1)
+	if n := len(req.GetUserIds()); n == 0 || n > 200 {
+		return nil, status.Errorf(codes.InvalidArgument, "user_ids must hold 1 to 200 ids, not %d", n)
+	}
 	entries, err := m.liveEntries(ctx, "dsync.ev.*.group.*", dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED)
 	if err != nil {
 		return nil, err
 	}
-	var out []*dsyncv1.GroupWithCount
-	for _, e := range entries {
-		g := e.Event.GetGroup()
-		ev, _, err := m.log.Last(ctx, event.MemberSubject(g.GetDirectoryId(), g.GetId(), req.GetUserId()))
-		if err != nil {
-			return nil, err
-		}
-		if ev.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED {
-			out = append(out, &dsyncv1.GroupWithCount{Group: g, Version: e.Seq})
-		}
-	}
-	slices.SortFunc(out, func(a, b *dsyncv1.GroupWithCount) int {
-		return strings.Compare(a.GetGroup().GetId(), b.GetGroup().GetId())
+	slices.SortFunc(entries, func(a, b domain.Entry) int {
+		return strings.Compare(a.Event.GetGroup().GetId(), b.Event.GetGroup().GetId())
 	})
-	return &dsyncv1.ListGroupsResponse{Groups: out, PageInfo: &dsyncv1.PageInfo{}}, nil
+	resp := &dsyncv1.ListGroupsForUsersResponse{GroupsByUser: map[string]*dsyncv1.UserGroups{}}
+	for _, id := range req.GetUserIds() {
+		ug := &dsyncv1.UserGroups{}
+		for _, e := range entries {
+			g := e.Event.GetGroup()
+			ev, _, err := m.log.Last(ctx, event.MemberSubject(g.GetDirectoryId(), g.GetId(), id))
+			if err != nil {
+				return nil, err
+			}
+			if ev.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED {
+				ug.Groups = append(ug.Groups, &dsyncv1.GroupWithCount{Group: g, Version: e.Seq})
+			}
+		}
+		resp.GroupsByUser[id] = ug
+	}
+	return resp, nil
 }
 
 func asMap(t any) map[string]any {

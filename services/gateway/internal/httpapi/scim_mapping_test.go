@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,8 +25,15 @@ func TestSCIMUserGroupsAttribute(t *testing.T) {
 	one := e.scim(d, "GET", "/Users/"+uid, "").obj(t)
 	require.Equal(t, want, one["groups"])
 
-	list := e.scim(d, "GET", "/Users", "").obj(t)
+	for i := range 3 {
+		require.Equal(t, 201, e.scim(d, "POST", "/Users", fmt.Sprintf(`{"userName":"other%d@acme.test"}`, i)).status)
+	}
+	reads := e.model.userGroupReads.Load()
+	list := e.scim(d, "GET", "/Users?sortBy=userName", "").obj(t)
+	require.Len(t, list["Resources"], 4)
+	require.Equal(t, reads+1, e.model.userGroupReads.Load(), "a page's groups are one read-model call, not one per user")
 	item := list["Resources"].([]any)[0].(map[string]any)
+	require.Equal(t, uid, item["id"])
 	require.Equal(t, want, item["groups"])
 	require.Equal(t, one["meta"].(map[string]any)["version"], item["meta"].(map[string]any)["version"], "list items carry meta.version")
 

@@ -5,9 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/dsync-dev/dsync/pkg/event"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/gateway/internal/scim"
@@ -55,12 +52,12 @@ func (s *server) scimGetUser(w http.ResponseWriter, r *http.Request, call scim.C
 			s.scimFail(w, r, err)
 			return
 		}
-		groups, err := s.userGroups(r.Context(), id, token)
+		byUser, err := s.groupsOfUsers(r.Context(), []string{id}, token)
 		if err != nil {
 			s.scimFail(w, r, err)
 			return
 		}
-		u = u.WithGroups(groups, s.groupLocator(call))
+		u = u.WithGroups(byUser[id], s.groupLocator(call))
 	}
 	s.writeProjected(w, r, http.StatusOK, u.Meta.Version, u)
 }
@@ -144,8 +141,8 @@ func (s *server) scimGetGroup(w http.ResponseWriter, r *http.Request, call scim.
 	s.writeProjected(w, r, http.StatusOK, g.Meta.Version, g)
 }
 
-// groupMembers returns a group's member ids from the read model; while the
-// projector does not serve SearchGroups it falls back to the event log.
+// groupMembers returns a group's member ids from the read model at least
+// as new as the directory's last event.
 func (s *server) groupMembers(ctx context.Context, call scim.Call, groupID string) ([]string, error) {
 	dirID := call.Directory.GetId()
 	token, err := s.Log.LastSequence(ctx, event.DirectoryEventsSubject(dirID))
@@ -156,9 +153,6 @@ func (s *server) groupMembers(ctx context.Context, call scim.Call, groupID strin
 		DirectoryId: dirID, IncludeMemberIds: true, MinSequence: token,
 		Query: &dsyncv1.ScimQuery{Filter: `id eq "` + groupID + `"`, StartIndex: 1, Count: 1},
 	})
-	if status.Code(err) == codes.Unimplemented {
-		return s.SCIM.GroupMembers(ctx, dirID, groupID)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -281,13 +275,22 @@ func (s *server) answerUserList(w http.ResponseWriter, r *http.Request, call sci
 		s.scimFail(w, r, err)
 		return
 	}
-	withGroups := !lq.Excludes("groups")
-	versions := resp.GetVersions()
-	resources := make([]any, 0, len(resp.GetUsers()))
-	for i, u := range resp.GetUsers() {
-		if len(resources) >= lq.Count {
-			break
+	users := resp.GetUsers()[:min(len(resp.GetUsers()), lq.Count)]
+	// The page's groups come in one read-model call, not one per user.
+	var groups map[string][]*dsyncv1.Group
+	if withGroups := !lq.Excludes("groups"); withGroups && len(users) > 0 {
+		ids := make([]string, 0, len(users))
+		for _, u := range users {
+			ids = append(ids, u.GetId())
 		}
+		if groups, err = s.groupsOfUsers(r.Context(), ids, token); err != nil {
+			s.scimFail(w, r, err)
+			return
+		}
+	}
+	versions := resp.GetVersions()
+	resources := make([]any, 0, len(users))
+	for i, u := range users {
 		// A read model that does not report versions (0) leaves
 		// meta.version out rather than guess it.
 		var version uint64
@@ -295,13 +298,8 @@ func (s *server) answerUserList(w http.ResponseWriter, r *http.Request, call sci
 			version = versions[i]
 		}
 		res := scim.RenderUser(u, version, s.SCIM.UserLocation(dirID, u.GetId()))
-		if withGroups {
-			groups, err := s.userGroups(r.Context(), u.GetId(), token)
-			if err != nil {
-				s.scimFail(w, r, err)
-				return
-			}
-			res = res.WithGroups(groups, s.groupLocator(call))
+		if groups != nil {
+			res = res.WithGroups(groups[u.GetId()], s.groupLocator(call))
 		}
 		v, err := scim.Project(res, lq.Attributes, lq.Excluded)
 		if err != nil {

@@ -169,8 +169,11 @@ func (s *server) readSCIMBody(w http.ResponseWriter, r *http.Request) ([]byte, b
 }
 
 // scimFail answers err: a *scim.Error as itself, a deadline or an
-// unavailable read model as a retryable 503, an unimplemented read-model
-// call as 501, anything else as a logged 500.
+// unavailable read model as a retryable 503, a read-model call the
+// projector does not implement as a logged 503 (the projector implements
+// every DirectoryService RPC, so Unimplemented means the gateway talks to
+// an older projector or to something else: a deployment error, not the
+// client's), anything else as a logged 500.
 func (s *server) scimFail(w http.ResponseWriter, r *http.Request, err error) {
 	var se *scim.Error
 	if errors.As(err, &se) {
@@ -187,7 +190,10 @@ func (s *server) scimFail(w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
 		switch st.Code() {
 		case codes.Unimplemented:
-			writeSCIMError(w, &scim.Error{Status: http.StatusNotImplemented, Detail: r.Method + " " + r.URL.Path + " is not available: the read model does not support it yet"})
+			s.Logger.ErrorContext(r.Context(), "read model does not implement a DirectoryService call: the projector is older than the gateway or misconfigured",
+				"request_id", info(r.Context()).id, "error", err)
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			writeSCIMError(w, &scim.Error{Status: http.StatusServiceUnavailable, Detail: "The directory's read model is misconfigured (a backend call is not implemented); request id " + info(r.Context()).id})
 			return
 		case codes.FailedPrecondition, codes.Unavailable, codes.DeadlineExceeded:
 			w.Header().Set("Retry-After", retryAfterSeconds)

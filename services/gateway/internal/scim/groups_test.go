@@ -2,6 +2,8 @@ package scim_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -150,7 +152,9 @@ func TestCreateGroupWithMembersIsOneBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"GROUP_CREATED", "GROUP_USER_ADDED"}, eventTypes(t, stream, before))
 	require.Equal(t, []string{unknown}, res.Ignored)
-	require.Equal(t, scim.Version(before+1), res.Group.Meta.Version, "the group's version is its own event's sequence")
+	_, gseq, err := eventlog.New(js).Last(ctx, event.GroupSubject(call.Directory.GetId(), res.Group.ID))
+	require.NoError(t, err)
+	require.Equal(t, scim.Version(gseq), res.Group.Meta.Version, "the group's version is its own event's sequence")
 	require.Len(t, *res.Group.Members, 1)
 }
 
@@ -178,4 +182,115 @@ func TestDeleteUserEmitsOnlyUserDeleted(t *testing.T) {
 	_, err = svc.ReplaceGroup(ctx, call, g.Group.ID, "", []byte(`{"displayName":"Ops","members":[]}`))
 	require.NoError(t, err)
 	require.Equal(t, []string{"GROUP_USER_REMOVED"}, eventTypes(t, stream, before), "only bob's removal")
+}
+
+// TestMembershipWritesNeedALiveGroup checks the guard on the group subject
+// of writes of several events (a single membership event is a plain
+// publish, unguarded; see Service.appendMembership): when the group is
+// deleted between the write's reads and its append, no membership event
+// follows GROUP_DELETED. The PATCH is re-read and answers 404; a user
+// created with the group in its groups attribute is created without it
+// (the group is reported as ignored) and joins its other group.
+func TestMembershipWritesNeedALiveGroup(t *testing.T) {
+	tests := []struct {
+		name  string
+		write func(svc *scim.Service, call scim.Call, gid, other string, uids []string) error
+	}{
+		{name: "members-only PATCH", write: func(svc *scim.Service, call scim.Call, gid, _ string, uids []string) error {
+			_, err := svc.PatchGroup(t.Context(), call, gid, "", []byte(`{"Operations":[{"op":"add","path":"members","value":[{"value":"`+uids[0]+`"},{"value":"`+uids[1]+`"}]}]}`))
+			if !scim.ErrNotFound(err) {
+				return fmt.Errorf("want 404, got %v", err)
+			}
+			return nil
+		}},
+		{name: "PUT members", write: func(svc *scim.Service, call scim.Call, gid, _ string, uids []string) error {
+			_, err := svc.ReplaceGroup(t.Context(), call, gid, "", []byte(`{"displayName":"Engineering","members":[{"value":"`+uids[0]+`"},{"value":"`+uids[1]+`"}]}`))
+			if !scim.ErrNotFound(err) {
+				return fmt.Errorf("want 404, got %v", err)
+			}
+			return nil
+		}},
+		{name: "POST /Users with groups", write: func(svc *scim.Service, call scim.Call, gid, other string, _ []string) error {
+			res, err := svc.CreateUser(t.Context(), call, []byte(`{"userName":"cy@acme.test","groups":[{"value":"`+gid+`"},{"value":"`+other+`"}]}`))
+			if err != nil {
+				return err
+			}
+			if !slices.Equal([]string{gid}, res.IgnoredGroups) {
+				return fmt.Errorf("want the deleted group ignored, got %v", res.IgnoredGroups)
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			js, stream := natstest.Run(t).JetStream(t)
+			log := &racingLog{JetStream: eventlog.New(js)}
+			ids := event.NewIDs()
+			svc := scim.NewService(log, ids, "https://dsync.test", nil)
+			call := scim.Call{Directory: &dsyncv1.Directory{
+				Id: ids.New(event.PrefixDirectory), OrganizationId: ids.New(event.PrefixOrganization), Type: "okta scim v2.0",
+			}}
+			var uids []string
+			for _, name := range []string{"ann@acme.test", "bob@acme.test"} {
+				u, err := svc.CreateUser(ctx, call, []byte(`{"userName":"`+name+`"}`))
+				require.NoError(t, err)
+				uids = append(uids, u.User.ID)
+			}
+			created, err := svc.CreateGroup(ctx, call, []byte(`{"displayName":"Engineering"}`))
+			require.NoError(t, err)
+			other, err := svc.CreateGroup(ctx, call, []byte(`{"displayName":"Other"}`))
+			require.NoError(t, err)
+			gid := created.Group.ID
+			// Another replica deletes the group between the write's reads and its append.
+			log.race = func() { require.NoError(t, svc.DeleteGroup(ctx, call, gid, "")) }
+			log.armed.Store(true)
+			before := lastSeq(t, stream)
+			require.NoError(t, tt.write(svc, call, gid, other.Group.ID, uids))
+			require.False(t, log.armed.Load(), "the race ran")
+			got := eventTypes(t, stream, before)
+			deleted := slices.Index(got, "GROUP_DELETED")
+			require.GreaterOrEqual(t, deleted, 0, "%v", got)
+			for seq := before + 1; seq <= lastSeq(t, stream); seq++ {
+				msg, err := stream.GetMsg(ctx, seq)
+				require.NoError(t, err)
+				if ev, err := event.Decode(msg.Data); err == nil && ev.GetType() == dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED {
+					require.NotEqual(t, gid, ev.GetMembership().GetGroupId(), "no member joins a deleted group: %v", got)
+				}
+			}
+		})
+	}
+}
+
+// TestMembershipWritesNeedALiveUser: when a user is deleted between a
+// group write's reads and its append, the user does not join (the write is
+// re-read, the user is unknown now and ignored), and the other members do.
+func TestMembershipWritesNeedALiveUser(t *testing.T) {
+	ctx := t.Context()
+	js, stream := natstest.Run(t).JetStream(t)
+	log := &racingLog{JetStream: eventlog.New(js)}
+	ids := event.NewIDs()
+	svc := scim.NewService(log, ids, "https://dsync.test", nil)
+	call := scim.Call{Directory: &dsyncv1.Directory{
+		Id: ids.New(event.PrefixDirectory), OrganizationId: ids.New(event.PrefixOrganization), Type: "okta scim v2.0",
+	}}
+	var users []string
+	for _, name := range []string{"ann@acme.test", "bob@acme.test"} {
+		res, err := svc.CreateUser(ctx, call, []byte(`{"userName":"`+name+`"}`))
+		require.NoError(t, err)
+		users = append(users, res.User.ID)
+	}
+	created, err := svc.CreateGroup(ctx, call, []byte(`{"displayName":"Engineering"}`))
+	require.NoError(t, err)
+	log.race = func() { require.NoError(t, svc.DeleteUser(ctx, call, users[0], "")) }
+	log.armed.Store(true)
+	before := lastSeq(t, stream)
+	res, err := svc.PatchGroup(ctx, call, created.Group.ID, "", []byte(`{"Operations":[{"op":"add","path":"members","value":[{"value":"`+users[0]+`"},{"value":"`+users[1]+`"}]}]}`))
+	require.NoError(t, err)
+	require.False(t, log.armed.Load(), "the race ran")
+	require.Equal(t, []string{users[0]}, res.Ignored)
+	require.Equal(t, []string{"USER_DELETED", "GROUP_USER_ADDED"}, eventTypes(t, stream, before))
+	members, err := svc.GroupMembers(ctx, call.Directory.GetId(), created.Group.ID)
+	require.NoError(t, err)
+	require.Equal(t, users[1:], members)
 }

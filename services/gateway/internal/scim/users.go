@@ -279,8 +279,10 @@ func (s *Service) DeleteUser(ctx context.Context, call Call, id string, pre Prec
 }
 
 // addUserToGroups adds the user to each group named in a User body's
-// groups attribute, all in one atomic append (re-read and re-applied on a
-// concurrent change); ids that match no live group are returned, not failed.
+// groups attribute, all in one atomic append guarded by each group's
+// subject (re-read and re-applied on a concurrent change, so a group
+// deleted meanwhile is ignored); ids that match no live group are
+// returned, not failed.
 func (s *Service) addUserToGroups(ctx context.Context, call Call, userID string, groupIDs []string) ([]string, error) {
 	if len(groupIDs) == 0 {
 		return nil, nil
@@ -289,7 +291,7 @@ func (s *Service) addUserToGroups(ctx context.Context, call Call, userID string,
 		var ignored []string
 		var writes []domain.Write
 		for _, gid := range dedupe(groupIDs) {
-			g, _, err := s.currentGroup(ctx, call.Directory.GetId(), gid)
+			g, gseq, err := s.currentGroup(ctx, call.Directory.GetId(), gid)
 			if ErrNotFound(err) {
 				ignored = append(ignored, gid)
 				continue
@@ -301,10 +303,14 @@ func (s *Service) addUserToGroups(ctx context.Context, call Call, userID string,
 			if err != nil {
 				return nil, err
 			}
+			if len(plan.writes) > 0 {
+				// The group must still be alive when the edge is stored.
+				writes = append(writes, domain.Write{Subject: event.GroupSubject(call.Directory.GetId(), gid), ExpectedSeq: gseq, Guard: true})
+			}
 			writes = append(writes, plan.writes...)
 			ignored = append(ignored, plan.ignored...)
 		}
-		if _, err := s.log.AppendBatch(ctx, writes); err != nil {
+		if _, err := s.appendMembership(ctx, writes); err != nil {
 			return nil, fmt.Errorf("add user %s to groups: %w", userID, err)
 		}
 		return ignored, nil

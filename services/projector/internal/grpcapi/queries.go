@@ -16,15 +16,9 @@ import (
 
 // GetGroup implements DirectoryService.
 func (s *Server) GetGroup(ctx context.Context, req *dsyncv1.GetGroupRequest) (*dsyncv1.GetGroupResponse, error) {
-	if err := validID("id", req.GetId(), event.PrefixGroup); err != nil {
-		return nil, err
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	g, err := s.store.GetGroup(ctx, req.GetId())
+	g, err := getOne(ctx, s, "get group", req.GetId(), event.PrefixGroup, req.GetMinSequence(), s.store.GetGroup)
 	if err != nil {
-		return nil, s.fail(ctx, "get group", err)
+		return nil, err
 	}
 	return &dsyncv1.GetGroupResponse{Group: g.GetGroup(), MemberCount: g.GetMemberCount()}, nil
 }
@@ -52,18 +46,11 @@ func (s *Server) ListGroups(ctx context.Context, req *dsyncv1.ListGroupsRequest)
 			return s.store.ListGroups(ctx, req.GetDirectoryId(), r)
 		}
 	}
-	page, err := parsePage(req.GetPage(), event.PrefixGroup)
+	groups, info, err := listPage(ctx, s, "list groups", req.GetPage(), event.PrefixGroup, req.GetMinSequence(), groupID, fetch)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
 		return nil, err
 	}
-	groups, info, err := readmodel.Paginate(ctx, page, groupID, fetch)
-	if err != nil {
-		return nil, s.fail(ctx, "list groups", err)
-	}
-	return &dsyncv1.ListGroupsResponse{Groups: groups, PageInfo: pageInfo(info)}, nil
+	return &dsyncv1.ListGroupsResponse{Groups: groups, PageInfo: info}, nil
 }
 
 // ListGroupMembers implements DirectoryService. A page is one keyset scan
@@ -72,21 +59,14 @@ func (s *Server) ListGroupMembers(ctx context.Context, req *dsyncv1.ListGroupMem
 	if err := validID("group_id", req.GetGroupId(), event.PrefixGroup); err != nil {
 		return nil, err
 	}
-	page, err := parsePage(req.GetPage(), event.PrefixUser)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	users, info, err := readmodel.Paginate(ctx, page, (*dsyncv1.User).GetId,
-		func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.User, error) {
+	users, info, err := listPage(ctx, s, "list group members", req.GetPage(), event.PrefixUser, req.GetMinSequence(),
+		(*dsyncv1.User).GetId, func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.User, error) {
 			return s.store.ListGroupUsers(ctx, req.GetGroupId(), r)
 		})
 	if err != nil {
-		return nil, s.fail(ctx, "list group members", err)
+		return nil, err
 	}
-	return &dsyncv1.ListGroupMembersResponse{Users: users, PageInfo: pageInfo(info)}, nil
+	return &dsyncv1.ListGroupMembersResponse{Users: users, PageInfo: info}, nil
 }
 
 // search validates a SCIM query over resource (readmodel.ResourceUser or
@@ -196,4 +176,40 @@ func (s *Server) FindUsers(ctx context.Context, req *dsyncv1.FindUsersRequest) (
 		return nil, s.fail(ctx, "find users", err)
 	}
 	return &dsyncv1.FindUsersResponse{Users: users}, nil
+}
+
+// maxGroupsForUsers bounds ListGroupsForUsers: a SCIM page is at most 100
+// users (the gateway's cap), with room to spare.
+const maxGroupsForUsers = 200
+
+// ListGroupsForUsers implements DirectoryService: the groups of a page of
+// users in one store query, so a SCIM list page's "groups" is not N+1.
+func (s *Server) ListGroupsForUsers(ctx context.Context, req *dsyncv1.ListGroupsForUsersRequest) (*dsyncv1.ListGroupsForUsersResponse, error) {
+	ids := req.GetUserIds()
+	if len(ids) == 0 || len(ids) > maxGroupsForUsers {
+		return nil, status.Errorf(codes.InvalidArgument, "user_ids must hold 1 to %d ids", maxGroupsForUsers)
+	}
+	seen := make(map[string]struct{}, len(ids))
+	unique := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if err := validID("user_ids", id, event.PrefixUser); err != nil {
+			return nil, err
+		}
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			unique = append(unique, id)
+		}
+	}
+	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
+		return nil, err
+	}
+	byUser, err := s.store.GroupsOfUsers(ctx, unique)
+	if err != nil {
+		return nil, s.fail(ctx, "list groups for users", err)
+	}
+	out := &dsyncv1.ListGroupsForUsersResponse{GroupsByUser: make(map[string]*dsyncv1.UserGroups, len(unique))}
+	for _, id := range unique {
+		out.GroupsByUser[id] = &dsyncv1.UserGroups{Groups: byUser[id]}
+	}
+	return out, nil
 }

@@ -44,46 +44,28 @@ func New(log *slog.Logger, store readmodel.Store, p *progress.Progress, wait tim
 
 // GetOrganization implements DirectoryService.
 func (s *Server) GetOrganization(ctx context.Context, req *dsyncv1.GetOrganizationRequest) (*dsyncv1.GetOrganizationResponse, error) {
-	if err := validID("id", req.GetId(), event.PrefixOrganization); err != nil {
-		return nil, err
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	o, err := s.store.GetOrganization(ctx, req.GetId())
+	o, err := getOne(ctx, s, "get organization", req.GetId(), event.PrefixOrganization, req.GetMinSequence(), s.store.GetOrganization)
 	if err != nil {
-		return nil, s.fail(ctx, "get organization", err)
+		return nil, err
 	}
 	return &dsyncv1.GetOrganizationResponse{Organization: o}, nil
 }
 
 // ListOrganizations implements DirectoryService.
 func (s *Server) ListOrganizations(ctx context.Context, req *dsyncv1.ListOrganizationsRequest) (*dsyncv1.ListOrganizationsResponse, error) {
-	page, err := parsePage(req.GetPage(), event.PrefixOrganization)
+	orgs, info, err := listPage(ctx, s, "list organizations", req.GetPage(), event.PrefixOrganization, req.GetMinSequence(),
+		(*dsyncv1.Organization).GetId, s.store.ListOrganizations)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
 		return nil, err
 	}
-	orgs, info, err := readmodel.Paginate(ctx, page, (*dsyncv1.Organization).GetId, s.store.ListOrganizations)
-	if err != nil {
-		return nil, s.fail(ctx, "list organizations", err)
-	}
-	return &dsyncv1.ListOrganizationsResponse{Organizations: orgs, PageInfo: pageInfo(info)}, nil
+	return &dsyncv1.ListOrganizationsResponse{Organizations: orgs, PageInfo: info}, nil
 }
 
 // GetDirectory implements DirectoryService.
 func (s *Server) GetDirectory(ctx context.Context, req *dsyncv1.GetDirectoryRequest) (*dsyncv1.GetDirectoryResponse, error) {
-	if err := validID("id", req.GetId(), event.PrefixDirectory); err != nil {
-		return nil, err
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	d, err := s.store.GetDirectory(ctx, req.GetId())
+	d, err := getOne(ctx, s, "get directory", req.GetId(), event.PrefixDirectory, req.GetMinSequence(), s.store.GetDirectory)
 	if err != nil {
-		return nil, s.fail(ctx, "get directory", err)
+		return nil, err
 	}
 	return &dsyncv1.GetDirectoryResponse{Directory: d}, nil
 }
@@ -99,34 +81,21 @@ func (s *Server) ListDirectories(ctx context.Context, req *dsyncv1.ListDirectori
 	if utf8.RuneCountInString(filter.Search) > maxSearchLen || strings.ContainsRune(filter.Search, 0) {
 		return nil, status.Errorf(codes.InvalidArgument, "search must be at most %d characters of text", maxSearchLen)
 	}
-	page, err := parsePage(req.GetPage(), event.PrefixDirectory)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	dirs, info, err := readmodel.Paginate(ctx, page, (*dsyncv1.Directory).GetId,
-		func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.Directory, error) {
+	dirs, info, err := listPage(ctx, s, "list directories", req.GetPage(), event.PrefixDirectory, req.GetMinSequence(),
+		(*dsyncv1.Directory).GetId, func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.Directory, error) {
 			return s.store.ListDirectories(ctx, filter, r)
 		})
 	if err != nil {
-		return nil, s.fail(ctx, "list directories", err)
+		return nil, err
 	}
-	return &dsyncv1.ListDirectoriesResponse{Directories: dirs, PageInfo: pageInfo(info)}, nil
+	return &dsyncv1.ListDirectoriesResponse{Directories: dirs, PageInfo: info}, nil
 }
 
 // GetUser implements DirectoryService.
 func (s *Server) GetUser(ctx context.Context, req *dsyncv1.GetUserRequest) (*dsyncv1.GetUserResponse, error) {
-	if err := validID("id", req.GetId(), event.PrefixUser); err != nil {
-		return nil, err
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	u, err := s.store.GetUser(ctx, req.GetId())
+	u, err := getOne(ctx, s, "get user", req.GetId(), event.PrefixUser, req.GetMinSequence(), s.store.GetUser)
 	if err != nil {
-		return nil, s.fail(ctx, "get user", err)
+		return nil, err
 	}
 	return &dsyncv1.GetUserResponse{User: u}, nil
 }
@@ -136,21 +105,14 @@ func (s *Server) ListUsers(ctx context.Context, req *dsyncv1.ListUsersRequest) (
 	if err := validID("directory_id", req.GetDirectoryId(), event.PrefixDirectory); err != nil {
 		return nil, err
 	}
-	page, err := parsePage(req.GetPage(), event.PrefixUser)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := s.consistent(ctx, req.GetMinSequence()); err != nil {
-		return nil, err
-	}
-	users, info, err := readmodel.Paginate(ctx, page, (*dsyncv1.User).GetId,
-		func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.User, error) {
+	users, info, err := listPage(ctx, s, "list users", req.GetPage(), event.PrefixUser, req.GetMinSequence(),
+		(*dsyncv1.User).GetId, func(ctx context.Context, r readmodel.Range) ([]*dsyncv1.User, error) {
 			return s.store.ListUsers(ctx, req.GetDirectoryId(), r)
 		})
 	if err != nil {
-		return nil, s.fail(ctx, "list users", err)
+		return nil, err
 	}
-	return &dsyncv1.ListUsersResponse{Users: users, PageInfo: pageInfo(info)}, nil
+	return &dsyncv1.ListUsersResponse{Users: users, PageInfo: info}, nil
 }
 
 // GetProjectionStatus implements DirectoryService. The applied sequence is
@@ -163,6 +125,45 @@ func (s *Server) GetProjectionStatus(ctx context.Context, _ *dsyncv1.GetProjecti
 		return nil, status.Error(codes.Unavailable, "event stream unavailable")
 	}
 	return &dsyncv1.GetProjectionStatusResponse{AppliedSequence: applied, StreamSequence: last}, nil
+}
+
+// getOne answers a Get RPC: it validates id (an id with prefix), waits for
+// minSeq and reads the item with get.
+func getOne[T any](ctx context.Context, s *Server, action, id, prefix string, minSeq uint64,
+	get func(context.Context, string) (T, error),
+) (T, error) {
+	var zero T
+	if err := validID("id", id, prefix); err != nil {
+		return zero, err
+	}
+	if err := s.consistent(ctx, minSeq); err != nil {
+		return zero, err
+	}
+	v, err := get(ctx, id)
+	if err != nil {
+		return zero, s.fail(ctx, action, err)
+	}
+	return v, nil
+}
+
+// listPage answers a List RPC whose other parameters are validated: it
+// validates the page (cursors are ids with prefix), waits for minSeq and
+// reads one page with fetch.
+func listPage[T any](ctx context.Context, s *Server, action string, p *dsyncv1.Page, prefix string, minSeq uint64,
+	id func(T) string, fetch func(context.Context, readmodel.Range) ([]T, error),
+) ([]T, *dsyncv1.PageInfo, error) {
+	page, err := parsePage(p, prefix)
+	if err != nil {
+		return nil, nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := s.consistent(ctx, minSeq); err != nil {
+		return nil, nil, err
+	}
+	items, info, err := readmodel.Paginate(ctx, page, id, fetch)
+	if err != nil {
+		return nil, nil, s.fail(ctx, action, err)
+	}
+	return items, pageInfo(info), nil
 }
 
 // consistent waits, up to the configured bound, until the projection has

@@ -104,10 +104,12 @@ func (p *Projection) consume(ctx context.Context, running *func()) (progressed b
 	if batch <= 0 {
 		batch = DefaultBatchSize
 	}
+	// No subject filter: with several filter subjects the server walks the
+	// stream's subject tree (one subject per user and group) on every pull,
+	// which grows with the stream. readmodel.Apply passes over claims.
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: event.SubjectsFacts,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		NamePrefix:     p.Name + "_" + nuid.Next(),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		NamePrefix:    p.Name + "_" + nuid.Next(),
 	}
 	if cp > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -40,7 +41,17 @@ type Result struct {
 	Skipped []Skip
 	// Duplicates counts records at or below the checkpoint (redeliveries).
 	Duplicates int
+	// Claims counts uniqueness claims (event.SubjectAllClaims) passed over.
+	Claims int
 }
+
+// claimPrefix is the subject prefix of uniqueness claims.
+var claimPrefix = strings.TrimSuffix(event.SubjectAllClaims, ">")
+
+// IsClaim reports whether subject is a uniqueness claim rather than a fact.
+// Claims change nothing in the read model; readers of the whole stream (no
+// subject filter, see Apply) pass over them.
+func IsClaim(subject string) bool { return strings.HasPrefix(subject, claimPrefix) }
 
 // Apply applies recs, in order, in one transaction together with the
 // checkpoint, so a batch is applied entirely or not at all. Records at or
@@ -49,6 +60,12 @@ type Result struct {
 // checkpoint on, so it never blocks the projection. Any error is a store
 // error: the transaction was rolled back and the caller retries the batch
 // from Store.Checkpoint.
+//
+// Claims (IsClaim) are passed over and move the checkpoint on, so callers
+// read the stream without a subject filter: with several filter subjects the
+// NATS server works out each pull's pending count by walking the stream's
+// subject tree (one subject per user and group), which is quadratic over a
+// large stream.
 func Apply(ctx context.Context, store Store, recs []Record) (Result, error) {
 	var res Result
 	err := store.Update(ctx, func(ctx context.Context, tx Tx) error {
@@ -60,6 +77,11 @@ func Apply(ctx context.Context, store Store, recs []Record) (Result, error) {
 		for _, rec := range recs {
 			if rec.Seq <= cp {
 				res.Duplicates++
+				continue
+			}
+			if IsClaim(rec.Subject) {
+				res.Claims++
+				cp = rec.Seq
 				continue
 			}
 			ev, err := event.Decode(rec.Data)
@@ -88,7 +110,7 @@ func Apply(ctx context.Context, store Store, recs []Record) (Result, error) {
 			cp = rec.Seq
 		}
 		res.Checkpoint = cp
-		if len(res.Applied)+len(res.Skipped) == 0 {
+		if len(res.Applied)+len(res.Skipped)+res.Claims == 0 {
 			return nil
 		}
 		return tx.SetCheckpoint(ctx, cp)

@@ -8,7 +8,10 @@ package readmodel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 )
@@ -40,6 +43,9 @@ type Store interface {
 	ListGroups(ctx context.Context, directoryID string, r Range) ([]*dsyncv1.GroupWithCount, error)
 	// ListUserGroups lists the groups userID is a member of, by group id.
 	ListUserGroups(ctx context.Context, userID string, r Range) ([]*dsyncv1.GroupWithCount, error)
+	// GroupsOfUsers returns the groups of each of userIDs, in group id
+	// order, in one query. Users in no group (or unknown) have no entry.
+	GroupsOfUsers(ctx context.Context, userIDs []string) (map[string][]*dsyncv1.GroupWithCount, error)
 	// ListGroupUsers lists the users that are members of groupID.
 	ListGroupUsers(ctx context.Context, groupID string, r Range) ([]*dsyncv1.User, error)
 	// GroupMemberIDs returns the user ids of groupID's members in id order.
@@ -192,3 +198,35 @@ type Skip struct {
 	Subject string
 	Reason  string
 }
+
+// GroupsByUser collects the rows of Store.GroupsOfUsers: (user, group)
+// pairs in user then group order, each group decoded once however many of
+// the users share it. The zero value is not usable; see NewGroupsByUser.
+type GroupsByUser struct {
+	out     map[string][]*dsyncv1.GroupWithCount
+	decoded map[string]*dsyncv1.GroupWithCount
+}
+
+// NewGroupsByUser returns an empty GroupsByUser.
+func NewGroupsByUser() *GroupsByUser {
+	return &GroupsByUser{out: map[string][]*dsyncv1.GroupWithCount{}, decoded: map[string]*dsyncv1.GroupWithCount{}}
+}
+
+// Add appends the group groupID (data is its encoded dsyncv1.Group) to
+// userID's groups.
+func (c *GroupsByUser) Add(userID, groupID string, data []byte, memberCount int64, version uint64) error {
+	g, ok := c.decoded[groupID]
+	if !ok {
+		pg := &dsyncv1.Group{}
+		if err := proto.Unmarshal(data, pg); err != nil {
+			return fmt.Errorf("decode group %s: %w", groupID, err)
+		}
+		g = &dsyncv1.GroupWithCount{Group: pg, MemberCount: memberCount, Version: version}
+		c.decoded[groupID] = g
+	}
+	c.out[userID] = append(c.out[userID], g)
+	return nil
+}
+
+// Result returns the groups by user id.
+func (c *GroupsByUser) Result() map[string][]*dsyncv1.GroupWithCount { return c.out }

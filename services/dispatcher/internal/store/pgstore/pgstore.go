@@ -264,22 +264,32 @@ func (s *Store) SetEndpointState(ctx context.Context, id string, state delivery.
 	})
 }
 
-// AddEvent implements delivery.Store. The event and its deliveries go in
-// one batch: one round trip, in the implicit transaction PostgreSQL gives a
-// pipeline (all or nothing).
+// AddEvent implements delivery.Store (AddEvents with one event).
 func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.Delivery) (int, error) {
-	body := ev.Body
-	if body == nil {
-		body = []byte{}
+	return s.AddEvents(ctx, []delivery.Event{ev}, ds)
+}
+
+// AddEvents implements delivery.Store. The events and their deliveries go
+// in one batch: one round trip, in the implicit transaction PostgreSQL
+// gives a pipeline (all or nothing).
+func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delivery.Delivery) (int, error) {
+	if len(evs) == 0 && len(ds) == 0 {
+		return 0, nil
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-		ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, ev.CreatedAt, ev.TraceParent) //nolint:gosec // a stream sequence
+	for _, ev := range evs {
+		body := ev.Body
+		if body == nil {
+			body = []byte{}
+		}
+		b.Queue(`INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, ev.CreatedAt, ev.TraceParent) //nolint:gosec // a stream sequence
+	}
 	queueDeliveries(b, ds, false, time.Time{})
-	n, err := sendInserts(s.pool.SendBatch(ctx, b), 1, len(ds))
+	n, err := sendInserts(s.pool.SendBatch(ctx, b), len(evs), len(ds))
 	if err != nil {
-		return 0, fmt.Errorf("add event %s: %w", ev.ID, err)
+		return 0, fmt.Errorf("add %d events: %w", len(evs), err)
 	}
 	return n, nil
 }
@@ -499,6 +509,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, 
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	return claims, nil
+}
+
+// ReleaseClaims implements delivery.Store.
+func (s *Store) ReleaseClaims(ctx context.Context, ids []string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET claimed_until = NULL
+		WHERE id = ANY($1) AND state = 'pending'`, ids); err != nil {
+		return fmt.Errorf("release %d claims: %w", len(ids), err)
+	}
+	return nil
 }
 
 // FinishAttempt implements delivery.Store.

@@ -435,24 +435,48 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// AddEvent implements delivery.Store.
+// ReleaseClaims implements delivery.Store.
+func (s *Store) ReleaseClaims(ctx context.Context, ids []string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := s.exec(ctx, tx, `UPDATE deliveries SET claimed_until = NULL
+				WHERE id = ? AND state = 'pending'`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release %d claims: %w", len(ids), err)
+	}
+	return nil
+}
+
+// AddEvent implements delivery.Store (AddEvents with one event).
 func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.Delivery) (int, error) {
+	return s.AddEvents(ctx, []delivery.Event{ev}, ds)
+}
+
+// AddEvents implements delivery.Store: one transaction for them all.
+func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delivery.Delivery) (int, error) {
 	inserted := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		body := ev.Body
-		if body == nil {
-			body = []byte{}
-		}
-		if _, err := s.exec(ctx, tx, insertEventSQL,
-			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, micros(ev.CreatedAt), ev.TraceParent); err != nil { //nolint:gosec // a stream sequence
-			return fmt.Errorf("insert event: %w", err)
+		for _, ev := range evs {
+			body := ev.Body
+			if body == nil {
+				body = []byte{}
+			}
+			if _, err := s.exec(ctx, tx, insertEventSQL,
+				ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, micros(ev.CreatedAt), ev.TraceParent); err != nil { //nolint:gosec // a stream sequence
+				return fmt.Errorf("insert event %s: %w", ev.ID, err)
+			}
 		}
 		n, err := s.insertDeliveries(ctx, tx, ds, false, time.Time{})
 		inserted = n
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("add event %s: %w", ev.ID, err)
+		return 0, fmt.Errorf("add %d events: %w", len(evs), err)
 	}
 	return inserted, nil
 }

@@ -19,6 +19,8 @@ import (
 func Run(t *testing.T, open func(t *testing.T) delivery.Store) {
 	t.Run("Endpoints", func(t *testing.T) { testEndpoints(t, open(t)) })
 	t.Run("AddEventIdempotent", func(t *testing.T) { testAddEvent(t, open(t)) })
+	t.Run("AddEventsBatch", func(t *testing.T) { testAddEvents(t, open(t)) })
+	t.Run("ReleaseClaims", func(t *testing.T) { testReleaseClaims(t, open(t)) })
 	t.Run("ClaimDue", func(t *testing.T) { testClaimDue(t, open(t)) })
 	t.Run("ClaimLease", func(t *testing.T) { testClaimLease(t, open(t)) })
 	t.Run("ClaimPerEndpointCap", func(t *testing.T) { testClaimCap(t, open(t)) })
@@ -487,4 +489,68 @@ func testFinishAttempts(t *testing.T, s delivery.Store) {
 	claims, err = s.ClaimDue(ctx, next, next.Add(time.Minute), 10, 10)
 	require.NoError(t, err)
 	require.Empty(t, claims, "the endpoint is disabled")
+}
+
+// testAddEvents stores several events in one call, idempotently, and a
+// failing batch stores none of its events.
+func testAddEvents(t *testing.T, s delivery.Store) {
+	f := newFixture(t, s)
+	ctx := t.Context()
+	e1, e2 := f.endpoint(), f.endpoint()
+	var evs []delivery.Event
+	var ds []delivery.Delivery
+	for i := range 3 {
+		ev := delivery.Event{ID: f.ids.New(event.PrefixEvent), Name: "dsync.user.created",
+			Subject: "dsync.ev.d.user.u", Seq: uint64(10 + i), Body: []byte(`{}`), CreatedAt: base} //nolint:gosec // small
+		evs = append(evs, ev)
+		for _, e := range []delivery.Endpoint{e1, e2} {
+			ds = append(ds, delivery.Delivery{ID: f.ids.New(event.PrefixDelivery), EndpointID: e.ID, EventID: ev.ID,
+				EventName: ev.Name, Subject: ev.Subject, DirectoryID: "d", Seq: ev.Seq, State: delivery.DeliveryPending,
+				NextAttemptAt: base, CreatedAt: base, UpdatedAt: base})
+		}
+	}
+	n, err := s.AddEvents(ctx, evs, ds)
+	require.NoError(t, err)
+	require.Equal(t, 6, n)
+	n, err = s.AddEvents(ctx, evs, ds)
+	require.NoError(t, err)
+	require.Zero(t, n, "a redelivered batch inserts nothing")
+	for _, ev := range evs {
+		seq, err := s.EventSeq(ctx, ev.ID)
+		require.NoError(t, err)
+		require.Equal(t, ev.Seq, seq)
+	}
+
+	// A delivery to an unknown endpoint fails the batch: its event is not
+	// stored either.
+	bad := delivery.Event{ID: f.ids.New(event.PrefixEvent), Name: "dsync.user.created", Subject: "dsync.ev.d.user.u", Seq: 20, Body: []byte(`{}`), CreatedAt: base}
+	d := ds[0]
+	d.ID, d.EventID, d.EndpointID = f.ids.New(event.PrefixDelivery), bad.ID, "we_unknown"
+	_, err = s.AddEvents(ctx, []delivery.Event{bad}, []delivery.Delivery{d})
+	require.Error(t, err)
+	_, err = s.EventSeq(ctx, bad.ID)
+	require.ErrorIs(t, err, delivery.ErrNotFound)
+}
+
+// testReleaseClaims: a released claim is due again at once, counted no
+// longer against the endpoint's limit.
+func testReleaseClaims(t *testing.T, s delivery.Store) {
+	f := newFixture(t, s)
+	ctx := t.Context()
+	e := f.endpoint()
+	d1 := f.event("dsync.ev.d.user.a", 1, base, e)[0]
+	f.event("dsync.ev.d.user.b", 2, base, e)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1)
+	require.NoError(t, err)
+	require.Len(t, claims, 1)
+	require.Equal(t, d1.ID, claims[0].Delivery.ID)
+	claims, err = s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1)
+	require.NoError(t, err)
+	require.Empty(t, claims, "the endpoint's one slot is leased")
+
+	require.NoError(t, s.ReleaseClaims(ctx, []string{d1.ID}))
+	claims, err = s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1)
+	require.NoError(t, err)
+	require.Len(t, claims, 1)
+	require.Equal(t, d1.ID, claims[0].Delivery.ID)
 }

@@ -284,6 +284,41 @@ func BenchmarkReads(b *testing.B) {
 			return err
 		})
 	})
+	// The groups of a SCIM list page's 100 users: one query, against the
+	// N+1 of a ListUserGroups per user.
+	pageIDs := func(i int) []string {
+		lo := pick(i) % max(n-100, 1)
+		return sd.userIDs[lo:min(lo+100, n)]
+	}
+	b.Run("GroupsOf100Users", func(b *testing.B) {
+		timed(b, func(i int) error {
+			_, err := s.GroupsOfUsers(ctx, pageIDs(i))
+			return err
+		})
+	})
+	b.Run("GroupsOf100UsersNPlus1", func(b *testing.B) {
+		timed(b, func(i int) error {
+			for _, id := range pageIDs(i) {
+				if _, err := s.ListUserGroups(ctx, id, readmodel.Range{Limit: 100}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	// An unfiltered SCIM list page: the total comes with it.
+	b.Run("SCIMUnfilteredPage100WithTotal", func(b *testing.B) {
+		timed(b, func(int) error {
+			_, _, err := readmodel.SearchUsers(ctx, s, readmodel.Search{DirectoryID: sd.dir.GetId(), Count: 100, StartIndex: 1})
+			return err
+		})
+	})
+	b.Run("SCIMTotalOnly", func(b *testing.B) {
+		timed(b, func(int) error {
+			_, _, err := readmodel.SearchUsers(ctx, s, readmodel.Search{DirectoryID: sd.dir.GetId()})
+			return err
+		})
+	})
 	for _, sort := range []readmodel.SortKey{readmodel.SortUserName, readmodel.SortDisplayName, readmodel.SortUpdated} {
 		for _, depth := range []int{0, n / 2} {
 			if depth > n {

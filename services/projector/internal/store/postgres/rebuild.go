@@ -24,7 +24,7 @@ const (
 // tables are the read model's tables, moved together by a swap.
 var tables = []string{
 	"organizations", "directories", "users", "user_emails", "groups", "memberships",
-	"projector_checkpoint", "projector_skips", "projector_events",
+	"projector_checkpoint", "projector_skips", "projector_events", "directory_counts",
 }
 
 // Rebuild is a fresh read model in its own schema, built while the live

@@ -153,6 +153,39 @@ func (s *Store) ListUserGroups(ctx context.Context, userID string, r readmodel.R
 		"m.group_id", []any{userID}, r)
 }
 
+// GroupsOfUsers implements readmodel.Store: one index scan of
+// memberships_user_id per user, joined to groups.
+func (s *Store) GroupsOfUsers(ctx context.Context, userIDs []string) (map[string][]*dsyncv1.GroupWithCount, error) {
+	if len(userIDs) == 0 {
+		return map[string][]*dsyncv1.GroupWithCount{}, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.user_id, g.id, g.data, g.member_count, g.version
+		FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE m.user_id = ANY($1) ORDER BY m.user_id, m.group_id`, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("groups of users: %w", err)
+	}
+	defer rows.Close()
+	c := readmodel.NewGroupsByUser()
+	for rows.Next() {
+		var (
+			userID, groupID string
+			data            []byte
+			n, vers         int64
+		)
+		if err := rows.Scan(&userID, &groupID, &data, &n, &vers); err != nil {
+			return nil, fmt.Errorf("groups of users: %w", err)
+		}
+		if err := c.Add(userID, groupID, data, n, uint64(vers)); err != nil {
+			return nil, fmt.Errorf("groups of users: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("groups of users: %w", err)
+	}
+	return c.Result(), nil
+}
+
 // ListGroupUsers implements readmodel.Store.
 func (s *Store) ListGroupUsers(ctx context.Context, groupID string, r readmodel.Range) ([]*dsyncv1.User, error) {
 	return list(ctx, s.pool, newUser,
@@ -215,14 +248,15 @@ func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.
 	return listGroups(ctx, s.pool, sel, idCol, []any{directoryID, text(k.Value)}, r)
 }
 
-// CountUsers implements readmodel.Store.
+// CountUsers implements readmodel.Store. It reads the count the Tx keeps
+// in directory_counts (migration 0004).
 func (s *Store) CountUsers(ctx context.Context, directoryID string) (int64, error) {
-	return count(ctx, s.pool, `SELECT count(*) FROM users WHERE directory_id = $1`, directoryID)
+	return count(ctx, s.pool, `SELECT coalesce((SELECT users FROM directory_counts WHERE directory_id = $1), 0)`, directoryID)
 }
 
-// CountGroups implements readmodel.Store.
+// CountGroups implements readmodel.Store, like CountUsers.
 func (s *Store) CountGroups(ctx context.Context, directoryID string) (int64, error) {
-	return count(ctx, s.pool, `SELECT count(*) FROM groups WHERE directory_id = $1`, directoryID)
+	return count(ctx, s.pool, `SELECT coalesce((SELECT groups FROM directory_counts WHERE directory_id = $1), 0)`, directoryID)
 }
 
 func count(ctx context.Context, q querier, sql string, args ...any) (int64, error) {
@@ -503,6 +537,7 @@ func (t *Tx) DeleteDirectory(ctx context.Context, id string) error {
 		`DELETE FROM user_emails WHERE directory_id = $1`,
 		`DELETE FROM users WHERE directory_id = $1`,
 		`DELETE FROM groups WHERE directory_id = $1`,
+		`DELETE FROM directory_counts WHERE directory_id = $1`,
 		`DELETE FROM directories WHERE id = $1`,
 	} {
 		if err := t.queue(ctx, "delete directory "+id, q, id); err != nil {
@@ -573,7 +608,10 @@ func (t *Tx) endUsers() {
 	}
 	t.users = userRun{}
 	what := fmt.Sprintf("upsert users %s…%s", r.id[0], r.id[len(r.id)-1])
-	t.batch.Queue(`INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
+	// The users inserted (not updated: xmax = 0) are added to their
+	// directory's count in the same statement. A user's directory never
+	// changes (its id is minted for one directory), so updates keep counts.
+	t.batch.Queue(`WITH up AS (INSERT INTO users (id, directory_id, organization_id, idp_id, user_name,
 			user_name_lower, email, first_name, last_name, state, created_at, updated_at, data, email_lower,
 			display_name_lower, version)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -585,7 +623,11 @@ func (t *Tx) endUsers() {
 			email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
 			state = EXCLUDED.state, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
 			data = EXCLUDED.data, email_lower = EXCLUDED.email_lower,
-			display_name_lower = EXCLUDED.display_name_lower, version = EXCLUDED.version`,
+			display_name_lower = EXCLUDED.display_name_lower, version = EXCLUDED.version
+		RETURNING directory_id, xmax = 0 AS inserted)
+		INSERT INTO directory_counts (directory_id, users)
+		SELECT directory_id, count(*) FROM up WHERE inserted GROUP BY directory_id
+		ON CONFLICT (directory_id) DO UPDATE SET users = directory_counts.users + EXCLUDED.users`,
 		r.id, r.dir, r.org, r.idp, r.name, r.nameLower, r.email, r.first, r.last, r.state, r.created, r.updated,
 		r.data, r.emailLower, r.displayLower, r.version)
 	t.batch.Queue(`DELETE FROM user_emails WHERE user_id = ANY($1)`, r.id)
@@ -641,7 +683,8 @@ func (t *Tx) DeleteUser(ctx context.Context, id string) error {
 		`WITH gone AS (DELETE FROM memberships WHERE user_id = $1 RETURNING group_id)
 		UPDATE groups SET member_count = member_count - 1 WHERE id IN (SELECT group_id FROM gone)`,
 		`DELETE FROM user_emails WHERE user_id = $1`,
-		`DELETE FROM users WHERE id = $1`,
+		`WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING directory_id)
+		UPDATE directory_counts c SET users = c.users - 1 FROM gone WHERE c.directory_id = gone.directory_id`,
 	} {
 		if err := t.queue(ctx, what, q, id); err != nil {
 			return err
@@ -658,13 +701,17 @@ func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group, version uint64) 
 	}
 	// A new row counts the edges that arrived before it (the projection has
 	// no foreign keys); an update keeps the maintained count.
-	return t.queue(ctx, "upsert group "+g.GetId(), `INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
+	// An inserted group (xmax = 0) is counted in its directory's row.
+	return t.queue(ctx, "upsert group "+g.GetId(), `WITH up AS (INSERT INTO groups (id, directory_id, organization_id, idp_id, name,
 			created_at, updated_at, data, name_lower, version, member_count)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT count(*) FROM memberships WHERE group_id = $1))
 		ON CONFLICT (id) DO UPDATE SET directory_id = EXCLUDED.directory_id,
 			organization_id = EXCLUDED.organization_id, idp_id = EXCLUDED.idp_id, name = EXCLUDED.name,
 			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, data = EXCLUDED.data,
-			name_lower = EXCLUDED.name_lower, version = EXCLUDED.version`,
+			name_lower = EXCLUDED.name_lower, version = EXCLUDED.version
+		RETURNING directory_id, xmax = 0 AS inserted)
+		INSERT INTO directory_counts (directory_id, groups) SELECT directory_id, 1 FROM up WHERE inserted
+		ON CONFLICT (directory_id) DO UPDATE SET groups = directory_counts.groups + 1`,
 		g.GetId(), g.GetDirectoryId(), text(g.GetOrganizationId()), text(g.GetIdpId()), text(g.GetName()),
 		ts(g.GetCreatedAt()), ts(g.GetUpdatedAt()), data, text(strings.ToLower(g.GetName())), int64(version))
 }
@@ -673,7 +720,8 @@ func (t *Tx) UpsertGroup(ctx context.Context, g *dsyncv1.Group, version uint64) 
 func (t *Tx) DeleteGroup(ctx context.Context, id string) error {
 	for _, q := range []string{
 		`DELETE FROM memberships WHERE group_id = $1`,
-		`DELETE FROM groups WHERE id = $1`,
+		`WITH gone AS (DELETE FROM groups WHERE id = $1 RETURNING directory_id)
+		UPDATE directory_counts c SET groups = c.groups - 1 FROM gone WHERE c.directory_id = gone.directory_id`,
 	} {
 		if err := t.queue(ctx, "delete group "+id, q, id); err != nil {
 			return err

@@ -176,6 +176,43 @@ func (s *Store) ListUserGroups(ctx context.Context, userID string, r readmodel.R
 		"m.group_id", []any{userID}, r)
 }
 
+// GroupsOfUsers implements readmodel.Store: one index scan of
+// memberships_user_id per user, joined to groups.
+func (s *Store) GroupsOfUsers(ctx context.Context, userIDs []string) (map[string][]*dsyncv1.GroupWithCount, error) {
+	if len(userIDs) == 0 {
+		return map[string][]*dsyncv1.GroupWithCount{}, nil
+	}
+	args := make([]any, len(userIDs))
+	for i, id := range userIDs {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT m.user_id, g.id, g.data, g.member_count, g.version
+		FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE m.user_id IN (?`+strings.Repeat(",?", len(userIDs)-1)+`) ORDER BY m.user_id, m.group_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("groups of users: %w", err)
+	}
+	defer rows.Close()
+	c := readmodel.NewGroupsByUser()
+	for rows.Next() {
+		var (
+			userID, groupID string
+			data            []byte
+			n, vers         int64
+		)
+		if err := rows.Scan(&userID, &groupID, &data, &n, &vers); err != nil {
+			return nil, fmt.Errorf("groups of users: %w", err)
+		}
+		if err := c.Add(userID, groupID, data, n, uint64(vers)); err != nil {
+			return nil, fmt.Errorf("groups of users: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("groups of users: %w", err)
+	}
+	return c.Result(), nil
+}
+
 // ListGroupUsers implements readmodel.Store.
 func (s *Store) ListGroupUsers(ctx context.Context, groupID string, r readmodel.Range) ([]*dsyncv1.User, error) {
 	return list(ctx, s.db, newUser,
@@ -246,14 +283,15 @@ func (s *Store) FindGroups(ctx context.Context, directoryID string, k readmodel.
 	return listGroups(ctx, s.db, sel, idCol, []any{directoryID, k.Value}, r)
 }
 
-// CountUsers implements readmodel.Store.
+// CountUsers implements readmodel.Store. It reads the count the triggers
+// keep in directory_counts (migration 0004).
 func (s *Store) CountUsers(ctx context.Context, directoryID string) (int64, error) {
-	return count(ctx, s.db, `SELECT count(*) FROM users WHERE directory_id = ?`, directoryID)
+	return count(ctx, s.db, `SELECT coalesce((SELECT users FROM directory_counts WHERE directory_id = ?), 0)`, directoryID)
 }
 
-// CountGroups implements readmodel.Store.
+// CountGroups implements readmodel.Store, like CountUsers.
 func (s *Store) CountGroups(ctx context.Context, directoryID string) (int64, error) {
-	return count(ctx, s.db, `SELECT count(*) FROM groups WHERE directory_id = ?`, directoryID)
+	return count(ctx, s.db, `SELECT coalesce((SELECT groups FROM directory_counts WHERE directory_id = ?), 0)`, directoryID)
 }
 
 func count(ctx context.Context, q querier, query string, args ...any) (int64, error) {

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dsync-dev/dsync/pkg/event"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 	"github.com/dsync-dev/dsync/services/projector/internal/readmodel"
 )
@@ -180,4 +181,94 @@ func testEvents(t *testing.T, s readmodel.Store) {
 	n, err = s.PruneEvents(t.Context(), at.Add(-time.Hour))
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// testGroupsOfUsers checks the batched "groups of a page of users" read.
+func testGroupsOfUsers(t *testing.T, s readmodel.Store) {
+	w := newWorld(t, s)
+	ada := w.f.User(w.dir, "ada@acme.com")
+	bob := w.f.User(w.dir, "bob@acme.com")
+	cy := w.f.User(w.dir, "cy@acme.com")
+	eng := w.f.Group(w.dir, "Engineering")
+	ops := w.f.Group(w.dir, "Ops")
+	apply(t, s, 3,
+		w.f.UserEvent(userCreated, ada), w.f.UserEvent(userCreated, bob), w.f.UserEvent(userCreated, cy),
+		w.f.GroupEvent(groupCreated, eng), w.f.GroupEvent(groupCreated, ops),
+		w.f.MembershipEvent(memberAdded, ops, bob), w.f.MembershipEvent(memberAdded, eng, bob),
+		w.f.MembershipEvent(memberAdded, eng, ada))
+	unknown := w.f.IDs.New(event.PrefixUser)
+
+	for _, tt := range []struct {
+		name  string
+		users []string
+		want  map[string][]string
+	}{
+		{"none", nil, map[string][]string{}},
+		{"one", []string{ada.GetId()}, map[string][]string{ada.GetId(): {eng.GetId()}}},
+		{"page", []string{cy.GetId(), bob.GetId(), ada.GetId(), unknown},
+			map[string][]string{ada.GetId(): {eng.GetId()}, bob.GetId(): {eng.GetId(), ops.GetId()}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.GroupsOfUsers(t.Context(), tt.users)
+			require.NoError(t, err)
+			gotIDs := make(map[string][]string, len(got))
+			for u, gs := range got {
+				gotIDs[u] = groupIDs(gs)
+			}
+			require.Equal(t, tt.want, gotIDs)
+		})
+	}
+	got, err := s.GroupsOfUsers(t.Context(), []string{bob.GetId()})
+	require.NoError(t, err)
+	requireProtoEqual(t, eng, got[bob.GetId()][0].GetGroup())
+	require.Equal(t, []int64{2, 1}, counts(got[bob.GetId()]))
+	require.NotZero(t, got[bob.GetId()][0].GetVersion())
+
+	apply(t, s, 11, w.f.MembershipEvent(memberRemove, eng, bob), w.f.GroupEvent(groupDeleted, ops))
+	got, err = s.GroupsOfUsers(t.Context(), []string{bob.GetId(), ada.GetId()})
+	require.NoError(t, err)
+	require.Empty(t, got[bob.GetId()], "removed edges and deleted groups are gone")
+	require.Equal(t, []string{eng.GetId()}, groupIDs(got[ada.GetId()]))
+}
+
+// testDirectoryCounts checks that the stored user and group counts of a
+// directory follow creates, updates (no change), redeliveries, deletes and
+// the directory's deletion, per directory.
+func testDirectoryCounts(t *testing.T, s readmodel.Store) {
+	w := newWorld(t, s)
+	other := w.f.Directory(w.org.GetId(), "Other")
+	counts := func(dir *dsyncv1.Directory) [2]int64 {
+		t.Helper()
+		u, err := s.CountUsers(t.Context(), dir.GetId())
+		require.NoError(t, err)
+		g, err := s.CountGroups(t.Context(), dir.GetId())
+		require.NoError(t, err)
+		return [2]int64{u, g}
+	}
+	require.Equal(t, [2]int64{0, 0}, counts(w.dir), "a directory without rows")
+
+	ada, bob := w.f.User(w.dir, "ada@acme.com"), w.f.User(w.dir, "bob@acme.com")
+	twin := w.f.User(other, "ada@acme.com")
+	eng, ops := w.f.Group(w.dir, "Engineering"), w.f.Group(w.dir, "Ops")
+	adaUpdated := proto.CloneOf(ada)
+	adaUpdated.FirstName = "Augusta"
+	engUpdated := proto.CloneOf(eng)
+	engUpdated.Name = "Eng"
+	apply(t, s, 3, w.f.DirectoryEvent(dirActivated, other),
+		w.f.UserEvent(userCreated, ada), w.f.UserEvent(userCreated, bob), w.f.UserEvent(userCreated, twin),
+		w.f.UserEvent(userUpdated, adaUpdated), w.f.UserEvent(userCreated, ada), // updates: no change
+		w.f.GroupEvent(groupCreated, eng), w.f.GroupEvent(groupCreated, ops),
+		w.f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_UPDATED, engUpdated))
+	require.Equal(t, [2]int64{2, 2}, counts(w.dir))
+	require.Equal(t, [2]int64{1, 0}, counts(other))
+
+	apply(t, s, 20, w.f.UserEvent(userDeleted, bob), w.f.UserEvent(userDeleted, bob), // a repeated delete is a no-op
+		w.f.GroupEvent(groupDeleted, ops))
+	require.Equal(t, [2]int64{1, 1}, counts(w.dir))
+
+	deleted := proto.CloneOf(w.dir)
+	deleted.State = dsyncv1.DirectoryState_DIRECTORY_STATE_DELETING
+	apply(t, s, 30, w.f.DirectoryEvent(dirDeleted, deleted))
+	require.Equal(t, [2]int64{0, 0}, counts(w.dir))
+	require.Equal(t, [2]int64{1, 0}, counts(other))
 }

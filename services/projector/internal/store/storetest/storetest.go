@@ -41,12 +41,15 @@ func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
 		{"EmptyCheckpoint", testEmptyCheckpoint},
 		{"ApplyWithCheckpoint", testApplyWithCheckpoint},
 		{"RedeliverySkipped", testRedeliverySkipped},
+		{"ClaimsPassedOver", testClaimsPassedOver},
 		{"RollbackLeavesNothing", testRollback},
 		{"MalformedSkipped", testMalformedSkipped},
 		{"NotFound", testNotFound},
 		{"UserUpdateAndDelete", testUserUpdateAndDelete},
 		{"UserPagination", testUserPagination},
 		{"GroupsAndMemberships", testGroupsAndMemberships},
+		{"GroupsOfUsers", testGroupsOfUsers},
+		{"DirectoryCounts", testDirectoryCounts},
 		{"DirectoryDeleteCascades", testDirectoryDeleteCascades},
 		{"ListDirectories", testListDirectories},
 		{"Organizations", testOrganizations},
@@ -141,6 +144,37 @@ func testApplyWithCheckpoint(t *testing.T, s readmodel.Store) {
 	cp, err = s.Checkpoint(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, uint64(10), cp)
+}
+
+// testClaimsPassedOver checks that uniqueness claims, which an unfiltered
+// reader of the stream sees, move the checkpoint on and change nothing else.
+func testClaimsPassedOver(t *testing.T, s readmodel.Store) {
+	w := newWorld(t, s)
+	claim := readmodel.Record{Seq: 3, Subject: event.UserNameClaimSubject(w.dir.GetId(), "ada@acme.com"), Data: []byte("not an event")}
+	u := w.f.User(w.dir, "ada@acme.com")
+	recs := append([]readmodel.Record{claim}, Records(4, w.f.UserEvent(userCreated, u))...)
+	res, err := readmodel.Apply(t.Context(), s, recs)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Claims)
+	require.Len(t, res.Applied, 1)
+	require.Equal(t, uint64(4), res.Checkpoint)
+
+	// A batch of claims alone still moves the checkpoint, so a consistency
+	// token naming a claim's sequence is answered.
+	claim.Seq = 5
+	res, err = readmodel.Apply(t.Context(), s, []readmodel.Record{claim})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Claims)
+	require.Empty(t, res.Skipped)
+	cp, err := s.Checkpoint(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), cp)
+	skips, err := s.Skips(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, skips, "a claim is not a malformed event")
+	n, err := s.CountUsers(t.Context(), w.dir.GetId())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
 }
 
 func testRedeliverySkipped(t *testing.T, s readmodel.Store) {
