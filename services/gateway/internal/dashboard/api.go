@@ -145,8 +145,11 @@ func grpcStatus(err error) (grpcFailure, bool) {
 		return grpcFailure{http.StatusServiceUnavailable, "Temporarily unavailable",
 			"A backend service is unavailable. Check the health page."}, true
 	case codes.Unimplemented:
-		return grpcFailure{http.StatusNotImplemented, "Not available",
-			"This server version does not offer this yet."}, true
+		// Every backend call the dashboard makes exists in this version; an
+		// older projector or dispatcher behind a newer gateway is a
+		// deployment mistake the operator must see.
+		return grpcFailure{http.StatusServiceUnavailable, "Backend out of date",
+			"A backend service is older than this gateway. Upgrade it; the health page shows which."}, true
 	}
 	return grpcFailure{}, false
 }
