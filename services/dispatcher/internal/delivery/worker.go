@@ -130,7 +130,11 @@ type lane struct {
 // Claims are made in bulk and queued per endpoint; each endpoint's lane
 // runs at most PerEndpoint attempts at once, so an endpoint that hangs
 // until every request times out holds its own lane only, never a healthy
-// endpoint's.
+// endpoint's. One claim runs at a time, beside the lanes: requests for
+// another (a new event, recorded attempts, the poll) made meanwhile are
+// coalesced into one claim after it, so however fast an endpoint's attempts
+// finish (one failing at once, say) the store sees at most one claim in
+// flight and the lanes never wait for it.
 //
 // Attempts are recorded by one recorder goroutine that writes every attempt
 // finished meanwhile in one transaction (group commit), so the store sees
@@ -161,33 +165,62 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	lease := w.cfg.Lease * time.Duration((w.cfg.QueueDepth+w.cfg.PerEndpoint-1)/w.cfg.PerEndpoint)
-	claimed := 0 // claimed and not yet recorded (or released)
-	tick := time.NewTicker(w.cfg.Poll)
-	defer tick.Stop()
-	claim := true
-	for {
-		if free := w.cfg.Concurrency - claimed; claim && free > 0 && ctx.Err() == nil {
+	// Claims run on their own goroutine, one at a time: a claim is the
+	// costliest store call on this path, and while it runs the lanes must
+	// keep starting their queued attempts (a claim made here, inline, held
+	// every lane for its duration, so an endpoint whose attempts finish
+	// fast, say one failing at once, turned the loop into back-to-back
+	// claims and healthy deliveries queued behind them). Requests for a
+	// claim made while one runs coalesce into one claim after it.
+	claimedCh := make(chan []Claim, 1)
+	claiming, again := false, false
+	claimed := 0 // claimed (or being claimed) and not yet recorded or released
+	requested := 0
+	startClaim := func() {
+		free := w.cfg.Concurrency - claimed
+		if claiming || free <= 0 || ctx.Err() != nil {
+			again = again || claiming
+			return
+		}
+		claiming, again, requested = true, false, free
+		claimed += free // reserved until the claim returns
+		go func() {
 			now := w.cfg.Now().UTC()
 			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(lease), free, w.cfg.QueueDepth)
 			if err != nil && ctx.Err() == nil {
 				w.cfg.Log.ErrorContext(ctx, "claim due deliveries", "error", err)
 			}
-			claimed += len(claims)
-			for _, c := range claims {
-				l := lanes[c.Delivery.EndpointID]
-				if l == nil {
-					l = &lane{}
-					lanes[c.Delivery.EndpointID] = l
-				}
-				l.queue = append(l.queue, c)
+			claimedCh <- claims
+		}()
+	}
+	// enqueue puts the claims of the claim that ended in their lanes and,
+	// unless shutting down, starts them (at shutdown they are released).
+	enqueue := func(claims []Claim, run bool) {
+		claiming = false
+		claimed -= requested - len(claims)
+		for _, c := range claims {
+			l := lanes[c.Delivery.EndpointID]
+			if l == nil {
+				l = &lane{}
+				lanes[c.Delivery.EndpointID] = l
 			}
-			for _, c := range claims {
+			l.queue = append(l.queue, c)
+		}
+		for _, c := range claims {
+			if run {
 				start(lanes[c.Delivery.EndpointID])
 			}
 		}
-		claim = true
+	}
+	tick := time.NewTicker(w.cfg.Poll)
+	defer tick.Stop()
+	startClaim()
+	for {
 		select {
 		case <-ctx.Done():
+			if claiming {
+				enqueue(<-claimedCh, false)
+			}
 			claimed -= w.release(attemptCtx, lanes)
 			for claimed > 0 {
 				select {
@@ -197,6 +230,11 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 			}
 			return nil
+		case claims := <-claimedCh:
+			enqueue(claims, true)
+			if again {
+				startClaim()
+			}
 		case id := <-freed:
 			l := lanes[id]
 			l.running--
@@ -205,13 +243,15 @@ func (w *Worker) Run(ctx context.Context) error {
 				delete(lanes, id)
 			}
 			// The claim is freed only once recorded (done): no claim now.
-			claim = false
 		case n := <-done:
 			// Recorded attempts free claims and may unblock the next
 			// delivery of the same subject.
 			claimed -= n
+			startClaim()
 		case <-w.wake:
+			startClaim()
 		case <-tick.C:
+			startClaim()
 		}
 	}
 }
