@@ -106,6 +106,51 @@ func publishHistory(t *testing.T, js jetstream.JetStream, f *storetest.Fixtures)
 	publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_DELETED, users[3]))
 	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_REMOVED, eng, users[4]))
 	publish(t, js, f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED, ops))
+	// What the PostgreSQL rebuild folds per batch: edges before their
+	// group, an edge added twice, removed and added again, a user updated
+	// several times running, created and deleted, deleted and created
+	// again, and a group and edge of a directory deleted afterwards.
+	late := f.Group(dir, "Late")
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, users[5]))
+	dup := f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, users[6])
+	publish(t, js, dup)
+	// The same event again, past the dedup window: recorded once.
+	msg, err := event.NewMsg(storetest.Subject(dup), dup)
+	require.NoError(t, err)
+	msg.Header.Del(event.HeaderMsgID)
+	_, err = js.PublishMsg(t.Context(), msg)
+	require.NoError(t, err)
+	publish(t, js, f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_CREATED, late))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, users[5]))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, users[7]))
+	late = proto.CloneOf(late)
+	late.Name = "Later"
+	publish(t, js, f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_UPDATED, late))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_REMOVED, late, users[7]))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, eng, users[4]))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, users[7]))
+	for i := range 3 {
+		u := proto.CloneOf(users[1])
+		u.FirstName = fmt.Sprintf("Renamed %d", i)
+		publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_UPDATED, u))
+	}
+	tmp := f.User(dir, "tmp@acme.com")
+	publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_CREATED, tmp))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, tmp))
+	publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_DELETED, tmp))
+	publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_CREATED, users[3]))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, late, users[3]))
+	// A directory whose only user and group are created and deleted.
+	brief := f.Directory(org.GetId(), "Brief")
+	publish(t, js, f.DirectoryEvent(dsyncv1.EventType_EVENT_TYPE_DIRECTORY_ACTIVATED, brief))
+	briefUser, briefGroup := f.User(brief, "brief@acme.com"), f.Group(brief, "Brief group")
+	publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_CREATED, briefUser))
+	publish(t, js, f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_CREATED, briefGroup))
+	publish(t, js, f.UserEvent(dsyncv1.EventType_EVENT_TYPE_USER_DELETED, briefUser))
+	publish(t, js, f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_DELETED, briefGroup))
+	goneGroup := f.Group(gone, "Gone group")
+	publish(t, js, f.GroupEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_CREATED, goneGroup))
+	publish(t, js, f.MembershipEvent(dsyncv1.EventType_EVENT_TYPE_GROUP_USER_ADDED, goneGroup, users[8]))
 	return publish(t, js, f.DirectoryEvent(dsyncv1.EventType_EVENT_TYPE_DIRECTORY_DELETED, gone))
 }
 
@@ -128,12 +173,16 @@ func TestRebuildPostgres(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	before := dump(t, db)
-	require.Len(t, before["users"], 29, "30 created, 1 deleted; the deleted directory's user is gone")
+	require.Len(t, before["users"], 30, "31 created, 2 deleted, 1 created again; the deleted directory's user is gone")
 
-	res, err := projector.Rebuild(t.Context(), projector.RebuildConfig{NATS: ns.Connect(t), PostgresURL: url, BatchSize: 7})
-	require.NoError(t, err)
-	require.Equal(t, last, res.Checkpoint)
-	requireSameRows(t, before, dump(t, db))
+	// Batches of one (nothing to fold), a few (folding and updates across
+	// batches) and all (everything folded).
+	for _, size := range []int{1, 7, projector.DefaultRebuildBatch} {
+		res, err := projector.Rebuild(t.Context(), projector.RebuildConfig{NATS: ns.Connect(t), PostgresURL: url, BatchSize: size})
+		require.NoError(t, err)
+		require.Equal(t, last, res.Checkpoint)
+		requireSameRows(t, before, dump(t, db))
+	}
 
 	// The running projector applies the next event to the new tables.
 	org := f.Organization("After")

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -31,7 +32,7 @@ var tables = []string{
 // one keeps serving, then swapped in.
 type Rebuild struct {
 	live *pgxpool.Pool
-	side *Store
+	side *bulkStore
 	// deferred are the definitions of the secondary indexes dropped while
 	// the new read model loads, recreated before the swap: building an
 	// index once over the loaded rows is many times faster than keeping it
@@ -81,7 +82,7 @@ func OpenRebuild(ctx context.Context, dbURL string) (*Rebuild, error) {
 		live.Close()
 		return nil, fmt.Errorf("migrate rebuild schema: %w", err)
 	}
-	r := &Rebuild{live: live, side: &Store{pool: pool}}
+	r := &Rebuild{live: live, side: newBulkStore(&Store{pool: pool})}
 	if err := r.deferIndexes(ctx); err != nil {
 		r.close()
 		return nil, err
@@ -120,8 +121,37 @@ func (r *Rebuild) deferIndexes(ctx context.Context) error {
 	return nil
 }
 
-// createDeferred creates the deferred indexes on the loaded tables.
+// indexBuilders is how many deferred indexes are built at a time: an index
+// build is one backend sorting, so two use both cores of a small machine.
+const indexBuilders = 2
+
+// createDeferred creates the deferred indexes on the loaded tables,
+// indexBuilders at a time (CREATE INDEX takes a SHARE lock, so builds on one
+// table do not wait for each other).
 func (r *Rebuild) createDeferred(ctx context.Context) error {
+	defs := make(chan string, len(r.deferred))
+	for _, def := range r.deferred {
+		defs <- def
+	}
+	close(defs)
+	errs := make(chan error, indexBuilders)
+	for range indexBuilders {
+		go func() { errs <- r.createIndexes(ctx, defs) }()
+	}
+	var err error
+	for range indexBuilders {
+		err = errors.Join(err, <-errs)
+	}
+	if err != nil {
+		return err
+	}
+	r.deferred = nil
+	return nil
+}
+
+// createIndexes creates the indexes defs yields on one connection, until
+// defs is drained or one fails.
+func (r *Rebuild) createIndexes(ctx context.Context, defs <-chan string) error {
 	conn, err := r.live.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("create indexes: %w", err)
@@ -131,7 +161,7 @@ func (r *Rebuild) createDeferred(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `SET maintenance_work_mem = '256MB'`); err != nil {
 		return fmt.Errorf("create indexes: %w", err)
 	}
-	for _, def := range r.deferred {
+	for def := range defs {
 		if _, err := conn.Exec(ctx, def); err != nil {
 			return fmt.Errorf("create index: %s: %w", def, err)
 		}
@@ -139,7 +169,6 @@ func (r *Rebuild) createDeferred(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `RESET maintenance_work_mem`); err != nil {
 		return fmt.Errorf("create indexes: %w", err)
 	}
-	r.deferred = nil
 	return nil
 }
 

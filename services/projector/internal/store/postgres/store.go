@@ -753,13 +753,23 @@ func (t *Tx) RemoveMember(ctx context.Context, groupID, userID string) error {
 
 // RecordEvent implements readmodel.Tx.
 func (t *Tx) RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) error {
+	if err := t.events.add(seq, ev); err != nil {
+		return err
+	}
+	if len(t.events.seq) >= maxQueued {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
+// add appends the row of ev, recorded under seq.
+func (e *eventRows) add(seq uint64, ev *dsyncv1.Event) error {
 	data, err := marshal(ev)
 	if err != nil {
 		return err
 	}
 	name, _ := workos.EventName(ev.GetType())
 	userID, groupID := readmodel.EventResources(ev)
-	e := &t.events
 	e.seq = append(e.seq, int64(seq))
 	e.id = append(e.id, text(ev.GetId()))
 	e.dir = append(e.dir, text(ev.GetDirectoryId()))
@@ -769,9 +779,6 @@ func (t *Tx) RecordEvent(ctx context.Context, seq uint64, ev *dsyncv1.Event) err
 	e.data = append(e.data, data)
 	e.userID = append(e.userID, text(userID))
 	e.groupID = append(e.groupID, text(groupID))
-	if len(e.seq) >= maxQueued {
-		return t.flush(ctx)
-	}
 	return nil
 }
 
