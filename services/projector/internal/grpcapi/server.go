@@ -67,7 +67,7 @@ func (s *Server) GetDirectory(ctx context.Context, req *dsyncv1.GetDirectoryRequ
 	if err != nil {
 		return nil, err
 	}
-	return &dsyncv1.GetDirectoryResponse{Directory: d}, nil
+	return &dsyncv1.GetDirectoryResponse{Directory: withoutToken(d)}, nil
 }
 
 // ListDirectories implements DirectoryService.
@@ -88,7 +88,18 @@ func (s *Server) ListDirectories(ctx context.Context, req *dsyncv1.ListDirectori
 	if err != nil {
 		return nil, err
 	}
+	for i, d := range dirs {
+		dirs[i] = withoutToken(d)
+	}
 	return &dsyncv1.ListDirectoriesResponse{Directories: dirs, PageInfo: info}, nil
+}
+
+// withoutToken clears the SCIM token hash: readers of the directory never
+// need it (the gateway authenticates from the event log), and a hash of a
+// bearer token is still a secret worth not spreading to every internal client.
+func withoutToken(d *dsyncv1.Directory) *dsyncv1.Directory {
+	d.ScimTokenSha256 = nil
+	return d
 }
 
 // GetUser implements DirectoryService.
