@@ -2,13 +2,12 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"sync"
@@ -60,36 +59,32 @@ func goBinary() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // process is a child process whose output is kept for failure reports.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
+	name    string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan struct{}
+	waitErr error
 }
 
 func startProcess(t *testing.T, name string, env []string, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, out: &syncBuffer{}}
+	p := &process{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start(), name)
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- p.cmd.Wait() }()
 		select {
-		case err := <-done:
-			if err != nil && !t.Failed() {
-				t.Errorf("%s exited badly after SIGTERM: %v\n%s", name, err, p.out.String())
+		case <-p.exited:
+			if p.waitErr != nil && !t.Failed() {
+				t.Errorf("%s exited badly after SIGTERM: %v\n%s", name, p.waitErr, p.out.String())
 			}
 		case <-time.After(15 * time.Second):
 			_ = p.cmd.Process.Kill()
@@ -102,25 +97,44 @@ func startProcess(t *testing.T, name string, env []string, bin string, args ...s
 	return p
 }
 
-func waitHealthy(t *testing.T, url string, procs ...*process) {
+// announced waits until p prints a line matching re and returns its first
+// group. Services listen on port 0 and announce where they listen, so no
+// port is picked by the test and taken by someone else before use.
+func (p *process) announced(t *testing.T, re *regexp.Regexp) string {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	deadline := time.After(60 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(p.out.String()); m != nil {
+			return m[1]
 		}
-		for _, p := range procs {
-			if p.cmd.ProcessState != nil {
-				t.Fatalf("%s exited:\n%s", p.name, p.out.String())
-			}
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited (%v) before announcing %s:\n%s", p.name, p.waitErr, re, p.out.String())
+		case <-deadline:
+			t.Fatalf("%s did not announce %s within 60s:\n%s", p.name, re, p.out.String())
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(100 * time.Millisecond) //nolint:forbidigo // polling a child process
 	}
-	t.Fatalf("%s not healthy within 60s", url)
+}
+
+var (
+	natsListening = regexp.MustCompile(`Listening for client connections on (\S+)`)
+	healthURL     = regexp.MustCompile(`Health\s+(http://\S+)/healthz`)
+	restURL       = regexp.MustCompile(`Dashboard / REST API\s+(http://\S+)`)
+	directoryGRPC = regexp.MustCompile(`DirectoryService gRPC\s+(\S+)`)
+	webhookGRPC   = regexp.MustCompile(`WebhookService gRPC\s+(\S+)`)
+)
+
+func waitHealthy(t *testing.T, url string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "%s healthy", url)
 }
 
 // TestProductionTopology runs the scenario against each service in its own
@@ -129,53 +143,33 @@ func TestProductionTopology(t *testing.T) {
 	dsync, natsServer := binaries(t)
 	pgURL := pgtest.NewDatabase(t)
 
-	natsAddr := freeAddr(t)
-	_, natsPort, _ := net.SplitHostPort(natsAddr)
 	nats := startProcess(t, "nats-server", nil, natsServer,
-		"-a", "127.0.0.1", "-p", natsPort, "-js", "-sd", t.TempDir(), "--server_name", "e2e")
-	natsURL := "nats://" + natsAddr
-	waitTCP(t, natsAddr)
+		"-a", "127.0.0.1", "-p", "-1", "-js", "-sd", t.TempDir(), "--server_name", "e2e")
+	natsURL := "nats://" + nats.announced(t, natsListening)
 
-	projectorGRPC, dispatcherGRPC := freeAddr(t), freeAddr(t)
-	gatewayHTTP, projectorHTTP, dispatcherHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
 	apiKey := "sk_e2e_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	common := []string{
 		"DSYNC_NATS_URL=" + natsURL,
 		"DSYNC_POSTGRES_URL=" + pgURL,
 		"DSYNC_DATA_DIR=" + t.TempDir(),
 		"DSYNC_LOG_LEVEL=warn",
+		"DSYNC_HTTP_ADDR=127.0.0.1:0",
+		"DSYNC_PROJECTOR_GRPC_ADDR=127.0.0.1:0",
+		"DSYNC_DISPATCHER_GRPC_ADDR=127.0.0.1:0",
 	}
-	projector := startProcess(t, "projector", append(common,
-		"DSYNC_HTTP_ADDR="+projectorHTTP, "DSYNC_PROJECTOR_GRPC_ADDR="+projectorGRPC),
-		dsync, "serve", "--target=projector")
-	dispatcher := startProcess(t, "dispatcher", append(common,
-		"DSYNC_HTTP_ADDR="+dispatcherHTTP, "DSYNC_DISPATCHER_GRPC_ADDR="+dispatcherGRPC,
-		"DSYNC_ALLOW_PRIVATE_WEBHOOKS=true"),
+	projector := startProcess(t, "projector", common, dsync, "serve", "--target=projector")
+	dispatcher := startProcess(t, "dispatcher", append(common, "DSYNC_ALLOW_PRIVATE_WEBHOOKS=true"),
 		dsync, "serve", "--target=dispatcher")
-	waitHealthy(t, "http://"+projectorHTTP+"/healthz", nats, projector)
-	waitHealthy(t, "http://"+dispatcherHTTP+"/healthz", nats, dispatcher)
-	gateway := startProcess(t, "gateway", append(common,
-		"DSYNC_HTTP_ADDR="+gatewayHTTP, "DSYNC_API_KEY="+apiKey,
-		"DSYNC_PROJECTOR_URL="+projectorGRPC, "DSYNC_DISPATCHER_URL="+dispatcherGRPC),
+	waitHealthy(t, projector.announced(t, healthURL)+"/healthz")
+	waitHealthy(t, dispatcher.announced(t, healthURL)+"/healthz")
+	gateway := startProcess(t, "gateway", append(common, "DSYNC_API_KEY="+apiKey,
+		"DSYNC_PROJECTOR_URL="+projector.announced(t, directoryGRPC),
+		"DSYNC_DISPATCHER_URL="+dispatcher.announced(t, webhookGRPC)),
 		dsync, "serve", "--target=gateway")
-	waitHealthy(t, "http://"+gatewayHTTP+"/healthz", nats, gateway)
+	gatewayURL := gateway.announced(t, restURL)
+	waitHealthy(t, gatewayURL+"/healthz")
 
-	runScenario(t, "http://"+gatewayHTTP, apiKey)
-}
-
-func waitTCP(t *testing.T, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		if err == nil {
-			conn.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond) //nolint:forbidigo // polling a child process
-	}
-	t.Fatalf("%s did not accept connections", addr)
+	runScenario(t, gatewayURL, apiKey)
 }
 
 type syncBuffer struct {

@@ -164,7 +164,7 @@ func TestWorkOSNodeSDK(t *testing.T) {
 	installWorkOSSDK(t)
 
 	cfg := devConfig(t)
-	cfg.NATSListen = freeAddr(t)
+	cfg.NATSListen = "127.0.0.1:0"
 	sys := startDev(t, cfg)
 	require.NotNil(t, sys.Demo)
 	dirID, orgID := sys.Demo.DirectoryID, sys.Demo.OrganizationID
@@ -188,7 +188,7 @@ func TestWorkOSNodeSDK(t *testing.T) {
 		userIDs = append(userIDs, u["id"].(string))
 	}
 
-	nc, err := nats.Connect("nats://" + cfg.NATSListen)
+	nc, err := nats.Connect(sys.NATSClientURL)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
