@@ -22,12 +22,15 @@ const uniqueViolation = "23505"
 // OpenTelemetry span per query, and pings the server. The caller closes the
 // pool. The tracer comes from the global provider, so spans follow whatever
 // otelx.Setup installs even if it runs after Open.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres config: %w", err)
 	}
 	cfg.ConnConfig.Tracer = newQueryTracer(otel.GetTracerProvider())
+	for _, o := range opts {
+		o(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create postgres pool: %w", err)
@@ -41,6 +44,19 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, err
 	}
 	return pool, nil
+}
+
+// Option adjusts a pool's configuration before it connects.
+type Option func(*pgxpool.Config)
+
+// WithSetting sets a server setting (GUC) on every connection of the pool.
+func WithSetting(name, value string) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams[name] = value }
+}
+
+// WithMaxConns bounds the pool's connections.
+func WithMaxConns(n int32) Option {
+	return func(c *pgxpool.Config) { c.MaxConns = n }
 }
 
 // WithSchema returns url with search_path set to schema, so that a service

@@ -219,7 +219,7 @@ func Run(ctx context.Context, cfg Config) error {
 func openStore(ctx context.Context, cfg Config) (delivery.Store, func(), error) {
 	switch {
 	case cfg.PostgresURL != "":
-		s, err := pgstore.Open(ctx, cfg.PostgresURL)
+		s, err := pgstore.Open(ctx, cfg.PostgresURL, cfg.Logger)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dispatcher: postgres store: %w", err)
 		}

@@ -261,12 +261,15 @@ type Store interface {
 	// unset or not after now), until leaseUntil. It never returns a
 	// delivery while an earlier (lower Seq) pending delivery of the same
 	// endpoint and subject exists (or, for an endpoint with OrderDirectory,
-	// of the same directory), and never leases more than perEndpoint
-	// deliveries of one endpoint at once, counting leases already held.
-	// A lease that expires makes the delivery due again: that is how a
-	// crashed worker's delivery is retried. A claim carries the previous
-	// secret only while it is within its grace period at now.
-	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int) ([]Claim, error)
+	// of the same directory), and never more than perEndpoint − held[id]
+	// deliveries of endpoint id, held being what the claimer holds of each
+	// endpoint (claimed and not yet recorded). The cap is the claimer's
+	// own, so counting it costs the store nothing: counting live leases in
+	// the table meant reading every lease taken since the last vacuum on
+	// each claim. A lease that expires makes the delivery due again: that
+	// is how a crashed worker's delivery is retried. A claim carries the
+	// previous secret only while it is within its grace period at now.
+	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int, held map[string]int) ([]Claim, error)
 	// ReleaseClaims ends the leases of the pending deliveries ids, which
 	// were claimed and never attempted: they are due again at once.
 	ReleaseClaims(ctx context.Context, ids []string) error

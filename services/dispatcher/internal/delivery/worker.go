@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 )
@@ -146,11 +147,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	// receiver with a request we then send again after the lease expires.
 	attemptCtx := context.WithoutCancel(ctx)
 	results := make(chan finished, w.cfg.Concurrency)
-	done := make(chan int, w.cfg.Concurrency)
+	done := make(chan []string, w.cfg.Concurrency)
 	freed := make(chan string, w.cfg.Concurrency)
 	go w.record(attemptCtx, results, done)
 	defer close(results)
 	lanes := map[string]*lane{}
+	// held counts, per endpoint, the deliveries claimed and not yet
+	// recorded; the store leaves out endpoints holding QueueDepth.
+	held := map[string]int{}
 	// start runs l's queued claims while it has free slots.
 	start := func(l *lane) {
 		for l.running < w.cfg.PerEndpoint && len(l.queue) > 0 {
@@ -184,9 +188,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		claiming, again, requested = true, false, free
 		claimed += free // reserved until the claim returns
+		holding := maps.Clone(held)
 		go func() {
 			now := w.cfg.Now().UTC()
-			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(lease), free, w.cfg.QueueDepth)
+			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(lease), free, w.cfg.QueueDepth, holding)
 			if err != nil && ctx.Err() == nil {
 				w.cfg.Log.ErrorContext(ctx, "claim due deliveries", "error", err)
 			}
@@ -199,6 +204,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		claiming = false
 		claimed -= requested - len(claims)
 		for _, c := range claims {
+			held[c.Delivery.EndpointID]++
 			l := lanes[c.Delivery.EndpointID]
 			if l == nil {
 				l = &lane{}
@@ -224,8 +230,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			claimed -= w.release(attemptCtx, lanes)
 			for claimed > 0 {
 				select {
-				case n := <-done:
-					claimed -= n
+				case ids := <-done:
+					claimed -= len(ids)
 				case <-freed:
 				}
 			}
@@ -243,10 +249,15 @@ func (w *Worker) Run(ctx context.Context) error {
 				delete(lanes, id)
 			}
 			// The claim is freed only once recorded (done): no claim now.
-		case n := <-done:
+		case ids := <-done:
 			// Recorded attempts free claims and may unblock the next
 			// delivery of the same subject.
-			claimed -= n
+			claimed -= len(ids)
+			for _, id := range ids {
+				if held[id]--; held[id] <= 0 {
+					delete(held, id)
+				}
+			}
 			startClaim()
 		case <-w.wake:
 			startClaim()
@@ -277,8 +288,8 @@ func (w *Worker) release(ctx context.Context, lanes map[string]*lane) int {
 }
 
 // record writes finished attempts in batches until results is closed,
-// reporting on done how many of them each batch settled.
-func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<- int) {
+// reporting on done the endpoints of the deliveries each batch settled.
+func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<- []string) {
 	batch := make([]finished, 0, maxRecordBatch)
 	fs := make([]Finished, 0, maxRecordBatch)
 	for f := range results {
@@ -299,11 +310,13 @@ func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<
 			fs = append(fs, f.Finished)
 		}
 		recorded, err := w.cfg.Store.FinishAttempts(ctx, fs)
+		endpoints := make([]string, 0, len(batch))
 		for i, f := range batch {
 			f.observed(f.result, f.Outcome)
 			w.logAttempt(ctx, f, err, err == nil && !recorded[i])
+			endpoints = append(endpoints, f.claim.Delivery.EndpointID)
 		}
-		done <- len(batch)
+		done <- endpoints
 	}
 }
 

@@ -15,7 +15,16 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) delivery.Store {
-		s, err := pgstore.Open(t.Context(), pgtest.NewDatabase(t))
+		s, err := pgstore.Open(t.Context(), pgtest.NewDatabase(t), nil)
+		require.NoError(t, err)
+		t.Cleanup(s.Close)
+		return s
+	})
+}
+
+func BenchmarkCycle(b *testing.B) {
+	storetest.Bench(b, func(t testing.TB) delivery.Store {
+		s, err := pgstore.Open(t.Context(), pgtest.NewDatabase(t), nil)
 		require.NoError(t, err)
 		t.Cleanup(s.Close)
 		return s

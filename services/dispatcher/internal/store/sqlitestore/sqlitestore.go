@@ -633,17 +633,15 @@ func scanDelivery(row scanner, extra ...any) (delivery.Delivery, error) {
 // the rules. It runs inside the same immediate transaction as the UPDATE
 // that leases them, so no other writer can interleave.
 const claimSQL = `
-WITH busy AS (
-    SELECT endpoint_id, count(*) AS n FROM deliveries
-    WHERE state = 'pending' AND claimed_until > ?1
-    GROUP BY endpoint_id
+WITH held AS (
+    SELECT key AS endpoint_id, value AS n FROM json_each(?4)
 ), open AS (
     -- Endpoints with a free slot. A saturated endpoint (say, one whose
     -- requests all hang) is left out before any of its backlog is looked
     -- at, so its backlog does not slow claims for everyone else.
-    SELECT e.id, e.ordering, ?3 - coalesce(b.n, 0) AS free
-    FROM endpoints e LEFT JOIN busy b ON b.endpoint_id = e.id
-    WHERE e.state = 'enabled' AND coalesce(b.n, 0) < ?3
+    SELECT e.id, e.ordering, ?3 - coalesce(h.n, 0) AS free
+    FROM endpoints e LEFT JOIN held h ON h.endpoint_id = e.id
+    WHERE e.state = 'enabled' AND coalesce(h.n, 0) < ?3
 ), cand AS (
     -- Per open endpoint, only its first few due deliveries are looked at
     -- (index deliveries_endpoint_due, stopping at the LIMIT), so a claim
@@ -690,10 +688,17 @@ ORDER BY d.next_attempt_at, d.seq, d.id`
 const leaseSQL = `UPDATE deliveries SET claimed_until = ?1 WHERE id IN (SELECT value FROM json_each(?2))`
 
 // ClaimDue implements delivery.Store.
-func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int) ([]delivery.Claim, error) {
+func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit, perEndpoint int, held map[string]int) ([]delivery.Claim, error) {
+	if held == nil {
+		held = map[string]int{}
+	}
+	heldJSON, err := json.Marshal(held)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
 	var claims []delivery.Claim
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := s.query(ctx, tx, claimSQL, micros(now), limit, perEndpoint)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := s.query(ctx, tx, claimSQL, micros(now), limit, perEndpoint, string(heldJSON))
 		if err != nil {
 			return fmt.Errorf("select due: %w", err)
 		}

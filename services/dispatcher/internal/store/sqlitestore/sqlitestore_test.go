@@ -29,3 +29,12 @@ func TestReopen(t *testing.T) {
 		require.NoError(t, s.Close())
 	}
 }
+
+func BenchmarkCycle(b *testing.B) {
+	storetest.Bench(b, func(t testing.TB) delivery.Store {
+		s, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "dispatcher.db"))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

@@ -39,7 +39,7 @@ func testUpdateEndpoint(t *testing.T, s delivery.Store) {
 	require.ErrorIs(t, s.UpdateEndpoint(ctx, missing), delivery.ErrNotFound)
 
 	// The previous secret is claimed only within its grace period.
-	claims, err := s.ClaimDue(ctx, base.Add(time.Hour), base.Add(2*time.Hour), 10, 10)
+	claims, err := s.ClaimDue(ctx, base.Add(time.Hour), base.Add(2*time.Hour), 10, 10, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 2)
 	for _, c := range claims {
@@ -56,7 +56,7 @@ func testUpdateEndpoint(t *testing.T, s delivery.Store) {
 		delivery.Outcome{State: delivery.DeliveryPending, NextAttemptAt: base.Add(25 * time.Hour)}))
 	require.NoError(t, s.FinishAttempt(ctx, delivery.Attempt{DeliveryID: ds[1].ID, Number: 1, StartedAt: base.Add(time.Hour), StatusCode: 200},
 		delivery.Outcome{State: delivery.DeliverySucceeded}))
-	claims, err = s.ClaimDue(ctx, base.Add(25*time.Hour), base.Add(26*time.Hour), 10, 10)
+	claims, err = s.ClaimDue(ctx, base.Add(25*time.Hour), base.Add(26*time.Hour), 10, 10, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 1)
 	require.Empty(t, claims[0].PreviousSecret, "grace period over")
@@ -83,7 +83,7 @@ func testEndpointState(t *testing.T, s delivery.Store) {
 	f.event("dsync.ev.d.user.b", 9, base, e)
 
 	// A failure starts the failing run; a later failure keeps its start.
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 2)
 	require.True(t, claims[0].FailingSince.IsZero())
@@ -95,7 +95,7 @@ func testEndpointState(t *testing.T, s delivery.Store) {
 	got, err := s.GetEndpoint(ctx, e.ID)
 	require.NoError(t, err)
 	require.Equal(t, t1, got.FailingSince)
-	claims, err = s.ClaimDue(ctx, base.Add(time.Hour), base.Add(2*time.Hour), 1, 10)
+	claims, err = s.ClaimDue(ctx, base.Add(time.Hour), base.Add(2*time.Hour), 1, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, t1, claims[0].FailingSince)
 
@@ -124,7 +124,7 @@ func testEndpointState(t *testing.T, s delivery.Store) {
 	require.Equal(t, d.Attempts, d.RoundStart)
 
 	// A success ends the failing run.
-	claims, err = s.ClaimDue(ctx, resume, resume.Add(time.Minute), 1, 10)
+	claims, err = s.ClaimDue(ctx, resume, resume.Add(time.Minute), 1, 10, nil)
 	require.NoError(t, err)
 	require.NoError(t, s.FinishAttempt(ctx, delivery.Attempt{DeliveryID: claims[0].Delivery.ID, Number: claims[0].Delivery.Attempts + 1, StartedAt: resume, StatusCode: 500},
 		delivery.Outcome{State: delivery.DeliveryPending, NextAttemptAt: resume.Add(time.Hour)}))
@@ -148,13 +148,13 @@ func testClaimDirectoryOrder(t *testing.T, s delivery.Store) {
 	second := f.event("dsync.ev.d1.user.b", 2, base, strict, loose)
 	otherDir := f.event("dsync.ev.d2.user.c", 3, base, strict, loose)
 
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{first[0].ID, otherDir[0].ID, first[1].ID, second[1].ID, otherDir[1].ID}, claimIDs(claims),
 		"a directory-ordered endpoint holds a directory's later events back; others only per resource")
 	require.NoError(t, s.FinishAttempt(ctx, delivery.Attempt{DeliveryID: first[0].ID, Number: 1, StartedAt: base, StatusCode: 200},
 		delivery.Outcome{State: delivery.DeliverySucceeded}))
-	claims, err = s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{second[0].ID}, claimIDs(claims))
 }

@@ -178,7 +178,7 @@ func testAddEvent(t *testing.T, s delivery.Store) {
 	_, err = s.GetDelivery(ctx, f.ids.New(event.PrefixDelivery))
 	require.ErrorIs(t, err, delivery.ErrNotFound)
 
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 3)
 	for _, c := range claims {
@@ -200,7 +200,7 @@ func testClaimDue(t *testing.T, s delivery.Store) {
 	f.event("dsync.ev.d.user.d", 4, now.Add(-time.Hour), e3)
 	require.NoError(t, s.SetEndpointState(ctx, e3.ID, delivery.EndpointDisabled, "test", now))
 
-	claims, err := s.ClaimDue(ctx, now, now.Add(time.Minute), 1, 10)
+	claims, err := s.ClaimDue(ctx, now, now.Add(time.Minute), 1, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{due[0].ID}, claimIDs(claims), "limit and due order")
 	c := claims[0]
@@ -209,11 +209,11 @@ func testClaimDue(t *testing.T, s delivery.Store) {
 	require.JSONEq(t, `{"seq":1}`, string(c.Body))
 	require.Equal(t, due[0], c.Delivery)
 
-	claims, err = s.ClaimDue(ctx, now, now.Add(time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, now, now.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{dueNow[0].ID}, claimIDs(claims))
 
-	claims, err = s.ClaimDue(ctx, now, now.Add(time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, now, now.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, claims)
 }
@@ -224,17 +224,17 @@ func testClaimLease(t *testing.T, s delivery.Store) {
 	e := f.endpoint()
 	ds := f.event("dsync.ev.d.user.a", 1, base, e)
 
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{ds[0].ID}, claimIDs(claims))
 
 	// Leased: nobody else gets it until the lease ends.
-	claims, err = s.ClaimDue(ctx, base.Add(59*time.Second), base.Add(2*time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, base.Add(59*time.Second), base.Add(2*time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, claims)
 
 	// The worker died: after the lease the delivery is due again.
-	claims, err = s.ClaimDue(ctx, base.Add(time.Minute), base.Add(2*time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, base.Add(time.Minute), base.Add(2*time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{ds[0].ID}, claimIDs(claims))
 	require.Zero(t, claims[0].Delivery.Attempts)
@@ -249,15 +249,25 @@ func testClaimCap(t *testing.T, s delivery.Store) {
 	}
 	o := f.event("dsync.ev.d.user.o", 100, base.Add(time.Millisecond), other)
 
-	claims, err := s.ClaimDue(ctx, base.Add(time.Second), base.Add(time.Minute), 10, 2)
+	claims, err := s.ClaimDue(ctx, base.Add(time.Second), base.Add(time.Minute), 10, 2, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 3, "two of slow, one of other")
 	require.Contains(t, claimIDs(claims), o[0].ID)
 
-	// slow holds two leases: it gets nothing more until one is released.
-	claims, err = s.ClaimDue(ctx, base.Add(2*time.Second), base.Add(time.Minute), 10, 2)
+	// The claimer holds slow's two: slow gets nothing more until it holds
+	// fewer.
+	claims, err = s.ClaimDue(ctx, base.Add(2*time.Second), base.Add(time.Minute), 10, 2,
+		map[string]int{slow.ID: 2, other.ID: 1})
 	require.NoError(t, err)
 	require.Empty(t, claims)
+
+	// Holding one of slow's (say, the other was recorded), the claimer
+	// gets one more; what it holds of other does not count against slow.
+	claims, err = s.ClaimDue(ctx, base.Add(2*time.Second), base.Add(time.Minute), 10, 2,
+		map[string]int{slow.ID: 1, other.ID: 1})
+	require.NoError(t, err)
+	require.Len(t, claims, 1)
+	require.Equal(t, slow.ID, claims[0].Delivery.EndpointID)
 }
 
 func testClaimOrder(t *testing.T, s delivery.Store) {
@@ -268,7 +278,7 @@ func testClaimOrder(t *testing.T, s delivery.Store) {
 	second := f.event("dsync.ev.d.user.a", 2, base, e1, e2)
 	otherSubject := f.event("dsync.ev.d.user.b", 3, base, e1)
 
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{first[0].ID, first[1].ID, otherSubject[0].ID}, claimIDs(claims),
 		"the second event of a subject waits for the first")
@@ -283,7 +293,7 @@ func testClaimOrder(t *testing.T, s delivery.Store) {
 		delivery.Attempt{DeliveryID: first[1].ID, Number: 1, StartedAt: base, StatusCode: 200},
 		delivery.Outcome{State: delivery.DeliverySucceeded}))
 
-	claims, err = s.ClaimDue(ctx, base.Add(time.Second), base.Add(time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, base.Add(time.Second), base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{second[1].ID}, claimIDs(claims))
 }
@@ -296,7 +306,7 @@ func testFinishAttempt(t *testing.T, s delivery.Store) {
 	id := ds[0].ID
 	claim := func(at time.Time) {
 		t.Helper()
-		claims, err := s.ClaimDue(ctx, at, at.Add(time.Minute), 10, 10)
+		claims, err := s.ClaimDue(ctx, at, at.Add(time.Minute), 10, 10, nil)
 		require.NoError(t, err)
 		require.Equal(t, []string{id}, claimIDs(claims))
 	}
@@ -316,7 +326,7 @@ func testFinishAttempt(t *testing.T, s delivery.Store) {
 	require.Equal(t, next, d.NextAttemptAt)
 
 	// Not due before next; the lease was released so it is due at next.
-	claims, err := s.ClaimDue(ctx, next.Add(-time.Millisecond), next.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, next.Add(-time.Millisecond), next.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, claims)
 	claim(next)
@@ -330,7 +340,7 @@ func testFinishAttempt(t *testing.T, s delivery.Store) {
 	require.Equal(t, 2, d.Attempts)
 	require.Zero(t, d.LastStatusCode)
 	require.Equal(t, next, d.NextAttemptAt, "kept from the last schedule")
-	claims, err = s.ClaimDue(ctx, next.Add(time.Hour), next.Add(2*time.Hour), 10, 10)
+	claims, err = s.ClaimDue(ctx, next.Add(time.Hour), next.Add(2*time.Hour), 10, 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, claims, "failed deliveries are not claimed")
 
@@ -449,7 +459,7 @@ func testFinishAttempts(t *testing.T, s delivery.Store) {
 	a := f.event("dsync.ev.d.user.a", 1, base, e)
 	b := f.event("dsync.ev.d.user.b", 2, base, e)
 	c := f.event("dsync.ev.d.user.c", 3, base, e)
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 3)
 	next := base.Add(time.Hour)
@@ -486,7 +496,7 @@ func testFinishAttempts(t *testing.T, s delivery.Store) {
 	require.Equal(t, base, got.FailingSince)
 
 	// Leases are released: only the retry remains, due at next.
-	claims, err = s.ClaimDue(ctx, next, next.Add(time.Minute), 10, 10)
+	claims, err = s.ClaimDue(ctx, next, next.Add(time.Minute), 10, 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, claims, "the endpoint is disabled")
 }
@@ -532,24 +542,23 @@ func testAddEvents(t *testing.T, s delivery.Store) {
 	require.ErrorIs(t, err, delivery.ErrNotFound)
 }
 
-// testReleaseClaims: a released claim is due again at once, counted no
-// longer against the endpoint's limit.
+// testReleaseClaims: a released claim is due again at once.
 func testReleaseClaims(t *testing.T, s delivery.Store) {
 	f := newFixture(t, s)
 	ctx := t.Context()
 	e := f.endpoint()
 	d1 := f.event("dsync.ev.d.user.a", 1, base, e)[0]
 	f.event("dsync.ev.d.user.b", 2, base, e)
-	claims, err := s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1)
+	claims, err := s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 1)
 	require.Equal(t, d1.ID, claims[0].Delivery.ID)
-	claims, err = s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1)
+	claims, err = s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1, map[string]int{e.ID: 1})
 	require.NoError(t, err)
-	require.Empty(t, claims, "the endpoint's one slot is leased")
+	require.Empty(t, claims, "the endpoint's one slot is held")
 
 	require.NoError(t, s.ReleaseClaims(ctx, []string{d1.ID}))
-	claims, err = s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1)
+	claims, err = s.ClaimDue(ctx, base, base.Add(time.Hour), 10, 1, nil)
 	require.NoError(t, err)
 	require.Len(t, claims, 1)
 	require.Equal(t, d1.ID, claims[0].Delivery.ID)
