@@ -104,6 +104,10 @@ func (w *Worker) Notify() {
 	}
 }
 
+// failureLogLimit is how many failed attempts of one endpoint are logged
+// per minute.
+const failureLogLimit = 20
+
 // maxRecordBatch bounds how many finished attempts one store transaction
 // records.
 const maxRecordBatch = 256
@@ -290,6 +294,7 @@ func (w *Worker) release(ctx context.Context, lanes map[string]*lane) int {
 // record writes finished attempts in batches until results is closed,
 // reporting on done the endpoints of the deliveries each batch settled.
 func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<- []string) {
+	failures := newFailureLog(failureLogLimit, time.Minute)
 	batch := make([]finished, 0, maxRecordBatch)
 	fs := make([]Finished, 0, maxRecordBatch)
 	for f := range results {
@@ -313,7 +318,7 @@ func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<
 		endpoints := make([]string, 0, len(batch))
 		for i, f := range batch {
 			f.observed(f.result, f.Outcome)
-			w.logAttempt(ctx, f, err, err == nil && !recorded[i])
+			w.logAttempt(ctx, failures, f, err, err == nil && !recorded[i])
 			endpoints = append(endpoints, f.claim.Delivery.EndpointID)
 		}
 		done <- endpoints
@@ -348,9 +353,16 @@ func (w *Worker) attempt(ctx context.Context, c Claim) finished {
 	return finished{claim: c, result: r, Finished: Finished{Attempt: a, Outcome: o}, observed: observed}
 }
 
-// logAttempt logs what became of a recorded (or not) attempt.
-func (w *Worker) logAttempt(ctx context.Context, f finished, err error, gone bool) {
+// logAttempt logs what became of a recorded (or not) attempt. Failures are
+// logged up to failureLogLimit per endpoint and minute (see failureLog);
+// disabling an endpoint is always logged.
+func (w *Worker) logAttempt(ctx context.Context, failures *failureLog, f finished, err error, gone bool) {
 	d, a, o, r := f.claim.Delivery, f.Attempt, f.Outcome, f.result
+	logFailure, unlogged := failures.attempt(d.EndpointID, o.State != DeliverySucceeded, w.cfg.Now())
+	if unlogged > 0 {
+		w.cfg.Log.WarnContext(ctx, "failed webhook attempts not logged one by one", "endpoint_id", d.EndpointID,
+			"count", unlogged, "window", failures.window.String())
+	}
 	log := w.cfg.Log.With("delivery_id", d.ID, "endpoint_id", d.EndpointID, "event_id", d.EventID,
 		"attempt", a.Number, "status_code", r.StatusCode, "latency_ms", r.Latency.Milliseconds())
 	switch {
@@ -365,6 +377,7 @@ func (w *Worker) logAttempt(ctx context.Context, f finished, err error, gone boo
 		log.DebugContext(ctx, "webhook delivered")
 	case o.DisableEndpoint:
 		log.WarnContext(ctx, "webhook endpoint disabled", "reason", o.DisableReason, "error", a.Error)
+	case !logFailure:
 	case o.State == DeliveryFailed:
 		log.WarnContext(ctx, "webhook delivery failed for good", "error", a.Error)
 	default:
