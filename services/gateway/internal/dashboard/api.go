@@ -10,8 +10,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/dsync-dev/dsync/services/gateway/internal/backenderr"
 )
 
 // APIError is an error answer of the REST API.
@@ -126,30 +125,28 @@ type grpcFailure struct {
 	heading, message string
 }
 
-// grpcStatus turns a gRPC error from the projector or dispatcher into what
-// a person can act on.
+// grpcStatus turns an error from the projector or dispatcher into what a
+// person can act on; false for errors that are not a backend's answer
+// (backenderr.Unknown), which fail logs as a 502.
 func grpcStatus(err error) (grpcFailure, bool) {
-	st, ok := status.FromError(err)
-	if !ok {
-		return grpcFailure{}, false
-	}
-	switch st.Code() {
-	case codes.NotFound:
-		return grpcFailure{http.StatusNotFound, "Not found", st.Message()}, true
-	case codes.InvalidArgument:
-		return grpcFailure{http.StatusUnprocessableEntity, "Request not accepted", st.Message()}, true
-	case codes.FailedPrecondition:
-		return grpcFailure{http.StatusServiceUnavailable, "Catching up",
-			"The read model has not caught up with recent writes yet. Reload in a moment."}, true
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return grpcFailure{http.StatusServiceUnavailable, "Temporarily unavailable",
-			"A backend service is unavailable. Check the health page."}, true
-	case codes.Unimplemented:
+	kind, message := backenderr.Classify(err)
+	var heading string
+	switch kind {
+	case backenderr.NotFound:
+		heading = "Not found"
+	case backenderr.Invalid:
+		heading = "Request not accepted"
+	case backenderr.NotReady:
+		heading, message = "Catching up", "The read model has not caught up with recent writes yet. Reload in a moment."
+	case backenderr.Unavailable:
+		heading, message = "Temporarily unavailable", "A backend service is unavailable. Check the health page."
+	case backenderr.Misconfigured:
 		// Every backend call the dashboard makes exists in this version; an
 		// older projector or dispatcher behind a newer gateway is a
 		// deployment mistake the operator must see.
-		return grpcFailure{http.StatusServiceUnavailable, "Backend out of date",
-			"A backend service is older than this gateway. Upgrade it; the health page shows which."}, true
+		heading, message = "Backend out of date", "A backend service is older than this gateway. Upgrade it; the health page shows which."
+	default:
+		return grpcFailure{}, false
 	}
-	return grpcFailure{}, false
+	return grpcFailure{kind.HTTPStatus(), heading, message}, true
 }

@@ -13,13 +13,11 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/natsx"
 	"github.com/dsync-dev/dsync/pkg/workos"
 	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
+	"github.com/dsync-dev/dsync/services/gateway/internal/backenderr"
 	"github.com/dsync-dev/dsync/services/gateway/internal/registry"
 )
 
@@ -72,8 +70,8 @@ func notFound(format string, args ...any) *httpError {
 }
 
 // restFail maps err to a response, once: handler errors as themselves,
-// registry validation errors as 422, gRPC statuses of the projector and
-// dispatcher by code, anything else as a logged 500.
+// registry validation errors as 422, errors of the projector and
+// dispatcher by their backenderr kind, anything else as a logged 500.
 func (s *server) restFail(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var ve *registry.ValidationError
@@ -84,13 +82,12 @@ func (s *server) restFail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, registry.ErrOrganizationNotFound):
 		he = unprocessable("organization_id does not name an existing organization")
 	default:
-		if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-			he = grpcError(st)
+		kind, message := backenderr.Classify(err)
+		if kind == backenderr.Misconfigured {
+			s.Logger.ErrorContext(r.Context(), "backend does not implement a call: the projector or dispatcher is older than the gateway or misconfigured",
+				"request_id", info(r.Context()).id, "error", err)
 		}
-	}
-	if he != nil && he.code == codeMisconfigured {
-		s.Logger.ErrorContext(r.Context(), "backend does not implement a call: the projector or dispatcher is older than the gateway or misconfigured",
-			"request_id", info(r.Context()).id, "error", err)
+		he = backendError(kind, message)
 	}
 	if he == nil {
 		s.Logger.ErrorContext(r.Context(), "rest request failed", "request_id", info(r.Context()).id, "error", err)
@@ -102,33 +99,35 @@ func (s *server) restFail(w http.ResponseWriter, r *http.Request, err error) {
 	writeRESTError(w, he.status, he.code, he.message)
 }
 
-// grpcError maps a status from the projector or dispatcher; nil for codes
-// that are our own faults.
-func grpcError(st *status.Status) *httpError {
-	switch st.Code() {
-	case codes.NotFound:
-		return notFound("%s", st.Message())
-	case codes.InvalidArgument:
-		return unprocessable("%s", st.Message())
-	case codes.FailedPrecondition:
-		return &httpError{status: http.StatusServiceUnavailable, code: "not_ready",
-			message: "The read model has not caught up with recent writes yet; retry shortly", retryAfter: "1"}
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return &httpError{status: http.StatusServiceUnavailable, code: "service_unavailable",
-			message: "A backend service is unavailable; retry shortly", retryAfter: "1"}
-	case codes.Unimplemented:
-		// The projector and dispatcher implement every RPC the gateway
-		// calls: this is a deployment error (an older backend), not the
-		// client's, and restFail logs it.
-		return &httpError{status: http.StatusServiceUnavailable, code: codeMisconfigured,
-			message: "A backend service does not implement this call (misconfigured deployment); retry later", retryAfter: "1"}
-	}
-	return nil
-}
+// restRetryAfter is the Retry-After (seconds) of a retryable backend
+// error: a read model catches up, and a backend restarts, within seconds.
+const restRetryAfter = "1"
 
-// codeMisconfigured is the error code of a backend that answered
-// Unimplemented.
-const codeMisconfigured = "backend_misconfigured"
+// backendError words a backend error of kind for the REST API; nil for
+// Unknown, which is our own fault and restFail's logged 500. message is
+// the backend's, shown only where it is written for clients.
+func backendError(kind backenderr.Kind, message string) *httpError {
+	var code string
+	switch kind {
+	case backenderr.NotFound:
+		code = "entity_not_found"
+	case backenderr.Invalid:
+		code = "invalid_request_parameters"
+	case backenderr.NotReady:
+		code, message = "not_ready", "The read model has not caught up with recent writes yet; retry shortly"
+	case backenderr.Unavailable:
+		code, message = "service_unavailable", "A backend service is unavailable; retry shortly"
+	case backenderr.Misconfigured:
+		code, message = "backend_misconfigured", "A backend service does not implement this call (misconfigured deployment); retry later"
+	default:
+		return nil
+	}
+	he := &httpError{status: kind.HTTPStatus(), code: code, message: message}
+	if kind.Retryable() {
+		he.retryAfter = restRetryAfter
+	}
+	return he
+}
 
 // decodeBody reads a JSON object into v: malformed JSON is 400, a value of
 // the wrong type 422, an oversized body 413.

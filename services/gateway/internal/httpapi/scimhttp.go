@@ -12,11 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/natsx"
+	"github.com/dsync-dev/dsync/services/gateway/internal/backenderr"
 	"github.com/dsync-dev/dsync/services/gateway/internal/scim"
 )
 
@@ -186,20 +184,27 @@ func (s *server) scimFail(w http.ResponseWriter, r *http.Request, err error) {
 		writeSCIMError(w, se)
 		return
 	}
-	// status.FromError finds a gRPC status anywhere in err's chain.
-	if st, ok := status.FromError(err); ok {
-		switch st.Code() {
-		case codes.Unimplemented:
-			s.Logger.ErrorContext(r.Context(), "read model does not implement a DirectoryService call: the projector is older than the gateway or misconfigured",
-				"request_id", info(r.Context()).id, "error", err)
+	// SCIM reads resources from the event log and asks the read model only
+	// to search, with a filter the gateway has already parsed: only what
+	// the read model says about its own state is the client's to see. Its
+	// other answers (NotFound, Invalid) mean the gateway asked wrongly, a
+	// logged 500.
+	kind, _ := backenderr.Classify(err)
+	var detail string
+	switch kind {
+	case backenderr.Misconfigured:
+		s.Logger.ErrorContext(r.Context(), "read model does not implement a DirectoryService call: the projector is older than the gateway or misconfigured",
+			"request_id", info(r.Context()).id, "error", err)
+		detail = "The directory's read model is misconfigured (a backend call is not implemented); request id " + info(r.Context()).id
+	case backenderr.NotReady, backenderr.Unavailable:
+		detail = "The directory's read model is catching up; retry later"
+	}
+	if detail != "" {
+		if kind.Retryable() {
 			w.Header().Set("Retry-After", retryAfterSeconds)
-			writeSCIMError(w, &scim.Error{Status: http.StatusServiceUnavailable, Detail: "The directory's read model is misconfigured (a backend call is not implemented); request id " + info(r.Context()).id})
-			return
-		case codes.FailedPrecondition, codes.Unavailable, codes.DeadlineExceeded:
-			w.Header().Set("Retry-After", retryAfterSeconds)
-			writeSCIMError(w, &scim.Error{Status: http.StatusServiceUnavailable, Detail: "The directory's read model is catching up; retry later"})
-			return
 		}
+		writeSCIMError(w, &scim.Error{Status: kind.HTTPStatus(), Detail: detail})
+		return
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 		w.Header().Set("Retry-After", retryAfterSeconds)
