@@ -41,9 +41,9 @@ type Store struct {
 	// choose, PostgreSQL re-planned the claim for each call once a backlog
 	// made the generic plan's estimate look costly: half a millisecond of
 	// planning per claim, three times the claim itself, and claims are
-	// serial. The generic plan is sound because no other index can serve
-	// the claim's lookups (migration 0003) and statsKeeper refreshes the
-	// statistics it is made from.
+	// serial. The generic plan is sound because each of the claim's
+	// lookups has an index keyed on exactly what it looks up (migration
+	// 0003) and statsKeeper refreshes the statistics it is made from.
 	claims *pgxpool.Pool
 	stats  *statsKeeper
 }
@@ -490,8 +490,9 @@ WITH held AS (
         -- The first pending delivery of its subject (of its directory
         -- under OrderDirectory): scalar subqueries, one index probe each
         -- on the generated keys (deliveries_subject_head,
-        -- deliveries_directory_head, which no other index can stand in
-        -- for), evaluated only until o.free rows qualify. (NOT EXISTS would
+        -- deliveries_directory_head: keyed on the lookup's whole key, where
+        -- (endpoint_id, subject) competed with deliveries_endpoint_due),
+        -- evaluated only until o.free rows qualify. (NOT EXISTS would
         -- become an anti join keyed on the endpoint alone, reading its
         -- whole backlog for every candidate.)
         WHERE w.seq = (

@@ -5,7 +5,8 @@
 -- table without statistics the planner could take the latter and read the
 -- endpoint's whole backlog per candidate (a failing endpoint's backlog made
 -- every claim slower, healthy endpoints' included). One generated key per
--- ordering scope gives that lookup an index no other plan can stand in for.
+-- ordering scope gives that lookup an index keyed on exactly what it looks
+-- up.
 ALTER TABLE deliveries
     ADD COLUMN subject_key   text GENERATED ALWAYS AS (endpoint_id || ' ' || subject) STORED,
     ADD COLUMN directory_key text GENERATED ALWAYS AS (endpoint_id || ' ' || directory_id) STORED;
