@@ -45,6 +45,8 @@ import (
 const (
 	DefaultConsumerName   = "dispatcher"
 	DefaultRequestTimeout = 15 * time.Second
+	// DefaultRetention is how long the delivery log is kept (Retention).
+	DefaultRetention = delivery.DefaultRetention
 )
 
 // LoopbackNets are the loopback networks: the webhook targets dsync dev
@@ -96,6 +98,14 @@ type Config struct {
 	DisableAfter time.Duration
 	// Poll is how often the worker looks for scheduled retries; default 1s.
 	Poll time.Duration
+	// Retention is how long finished deliveries, their attempts and events
+	// are kept (from a delivery's last update, an event's creation); replay
+	// reaches back as far. Pending deliveries and the events they reference
+	// are kept whatever their age. Default DefaultRetention, negative
+	// forever.
+	Retention time.Duration
+	// PruneEvery is how often retention runs; default 5 minutes.
+	PruneEvery time.Duration
 	// TracerProvider and MeterProvider default to the global ones that
 	// otelx.Setup installs.
 	TracerProvider trace.TracerProvider
@@ -175,6 +185,13 @@ func Run(ctx context.Context, cfg Config) error {
 		Poll:         cfg.Poll,
 		Observer:     obs,
 	})
+	pruner := delivery.NewPruner(delivery.PrunerConfig{
+		Store:     store,
+		Log:       log,
+		Retention: cfg.Retention,
+		Every:     cfg.PruneEvery,
+		Observe:   obs.Pruned,
+	})
 	svc := &delivery.Service{
 		Store: store,
 		IDs:   ids,
@@ -209,6 +226,7 @@ func Run(ctx context.Context, cfg Config) error {
 		func(ctx context.Context) error { return grpcx.Serve(ctx, srv, lis) },
 		cons.Run,
 		worker.Run,
+		pruner.Run,
 	)
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)

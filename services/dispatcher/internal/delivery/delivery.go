@@ -293,4 +293,18 @@ type Store interface {
 	ListDeliveries(ctx context.Context, endpointID string, f DeliveryFilter, q ListQuery) ([]Delivery, error)
 	// ListAttempts returns a delivery's attempts by number.
 	ListAttempts(ctx context.Context, deliveryID string) ([]Attempt, error)
+
+	// Prune deletes one batch of what retention no longer keeps, q.Before
+	// being the horizon, and returns what it removed:
+	//   - up to q.Limit finished (succeeded or failed) deliveries updated
+	//     before q.Before, with their attempts, and, of the events they
+	//     referenced, those created before q.Before that no delivery
+	//     references any more;
+	//   - of up to q.Limit events created before q.Before that follow
+	//     q.After in (CreatedAt, ID) order (the sweep), those no delivery
+	//     references.
+	// Pending deliveries are never deleted, whatever their age, nor the
+	// events they reference. A call is short whatever the backlog: it
+	// reads and deletes in proportion to q.Limit.
+	Prune(ctx context.Context, q PruneQuery) (PruneResult, error)
 }

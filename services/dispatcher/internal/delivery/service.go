@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -362,6 +363,11 @@ func (s *Service) RecoverDeliveries(ctx context.Context, endpointID string, sinc
 // from before the endpoint existed) are created. Per-resource ordering
 // holds, since deliveries keep their stream sequence. It returns how many
 // deliveries were scheduled.
+//
+// Replay reaches back as far as retention (Pruner): it schedules the
+// events still stored. An event older than the retention is stored only
+// while a delivery references it (a pending one, say), so a since before
+// the horizon replays those; an afterEventID already pruned is ErrNotFound.
 func (s *Service) Replay(ctx context.Context, endpointID string, since time.Time, afterEventID string) (int, error) {
 	if (afterEventID == "") == since.IsZero() {
 		return 0, fmt.Errorf("%w: give exactly one of since and after", ErrInvalid)
@@ -376,6 +382,9 @@ func (s *Service) Replay(ctx context.Context, endpointID string, since time.Time
 			return 0, fmt.Errorf("%w: event id %q", ErrInvalid, afterEventID)
 		}
 		if afterSeq, err = s.Store.EventSeq(ctx, afterEventID); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return 0, fmt.Errorf("replay after %s: unknown or older than the retention: %w", afterEventID, ErrNotFound)
+			}
 			return 0, fmt.Errorf("replay: %w", err)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package telemetry traces and measures webhook delivery with
 // OpenTelemetry: a span per attempt linked to the trace of the request that
 // caused the event, and metrics for outcomes, attempt latency, backlog per
-// endpoint and consumer lag.
+// endpoint, consumer lag and the rows retention deleted.
 package telemetry
 
 import (
@@ -28,6 +28,7 @@ const (
 	MetricAttemptLatency = "dsync.webhook.attempt.duration"
 	MetricBacklog        = "dsync.webhook.backlog"
 	MetricConsumerLag    = "dsync.webhook.consumer.lag"
+	MetricPruned         = "dsync.dispatcher.pruned"
 )
 
 // Outcomes of an attempt, the "outcome" attribute.
@@ -51,6 +52,7 @@ type Observer struct {
 	tracer   trace.Tracer
 	attempts metric.Int64Counter
 	latency  metric.Float64Histogram
+	pruned   metric.Int64Counter
 	reg      metric.Registration
 }
 
@@ -71,6 +73,10 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider, src Sources, log *slo
 		metric.WithDescription("Duration of webhook HTTP attempts."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)); err != nil {
 		return nil, fmt.Errorf("metric %s: %w", MetricAttemptLatency, err)
+	}
+	if o.pruned, err = m.Int64Counter(MetricPruned, metric.WithUnit("{row}"),
+		metric.WithDescription("Rows deleted by delivery log retention, by kind: delivery (with its attempts) or event.")); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricPruned, err)
 	}
 	backlog, err := m.Int64ObservableGauge(MetricBacklog, metric.WithUnit("{delivery}"),
 		metric.WithDescription("Pending webhook deliveries per endpoint."))
@@ -155,4 +161,11 @@ func (o *Observer) Attempt(ctx context.Context, c delivery.Claim) (context.Conte
 		}
 		span.End()
 	}
+}
+
+// Pruned counts what a batch of retention deleted (delivery.PrunerConfig's
+// Observe).
+func (o *Observer) Pruned(ctx context.Context, r delivery.PruneResult) {
+	o.pruned.Add(ctx, int64(r.Deliveries), metric.WithAttributes(attribute.String("kind", "delivery")))
+	o.pruned.Add(ctx, int64(r.Events), metric.WithAttributes(attribute.String("kind", "event")))
 }

@@ -45,8 +45,9 @@ type Config struct {
 	DispatcherURL      string
 
 	DashboardPassword string
-	// EventRetention is how long the Events API keeps events: a Go duration,
-	// or "forever".
+	// EventRetention is how long the Events API keeps events, and the
+	// webhook delivery log finished deliveries and their events: a Go
+	// duration, or "forever".
 	EventRetention string
 
 	AllowPrivateWebhooks bool
@@ -85,7 +86,7 @@ func settings(c *Config, dev bool) []setting {
 		{"projector-url", "DSYNC_PROJECTOR_URL", "", "gRPC target the gateway dials for DirectoryService (default: the projector's listen address)", &c.ProjectorURL},
 		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL},
 		{"dashboard-password", "DSYNC_DASHBOARD_PASSWORD", "", "operator password for the dashboard (alternative to the API key)", &c.DashboardPassword},
-		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events: a duration such as 720h, or "forever"`, &c.EventRetention},
+		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events and the webhook delivery log keeps finished deliveries (webhook replay reaches back as far): a duration such as 720h, or "forever"`, &c.EventRetention},
 		{"webhook-allow-nets", "DSYNC_WEBHOOK_ALLOW_NETS", ifElse(dev, "127.0.0.0/8,::1/128", ""), "comma-separated networks (CIDR) webhooks may reach although private, loopback or reserved", &c.WebhookAllowNets},
 		{"webhook-timeout", "DSYNC_WEBHOOK_TIMEOUT", "15s", "time a webhook receiver has to answer 2xx", &c.WebhookTimeout},
 		{"webhook-disable-after", "DSYNC_WEBHOOK_DISABLE_AFTER", "120h", `disable a webhook endpoint whose attempts have all failed this long ("never": keep retrying)`, &c.WebhookDisableAfter},

@@ -156,13 +156,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 	}
 
 	var projectorLis, dispatcherLis net.Listener
+	// One setting keeps the Events API and the webhook delivery log.
+	retention, _ := cfg.eventRetention() // validated by parseConfig
 	if cfg.runs(TargetProjector) {
 		projectorLis, err = net.Listen("tcp", cfg.ProjectorGRPCAddr)
 		if err != nil {
 			return nil, fmt.Errorf("projector listen: %w", err)
 		}
 		sys.ProjectorAddr = projectorLis.Addr().String()
-		retention, _ := cfg.eventRetention() // validated by parseConfig
 		pcfg := projector.Config{Logger: log.With("service", "projector"), NATS: nc, GRPCListener: projectorLis, EventRetention: retention}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			pcfg.SQLitePath = filepath.Join(cfg.DataDir, "projector.db")
@@ -189,6 +190,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 			AllowNets:           wh.allowNets,
 			RequestTimeout:      wh.timeout,
 			DisableAfter:        wh.disableAfter,
+			Retention:           retention,
 		}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			dcfg.SQLitePath = filepath.Join(cfg.DataDir, "dispatcher.db")

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) delivery.Store) {
 	t.Run("ClaimDirectoryOrder", func(t *testing.T) { testClaimDirectoryOrder(t, open(t)) })
 	t.Run("ScheduleAndRecover", func(t *testing.T) { testScheduleAndRecover(t, open(t)) })
 	t.Run("ListDeliveriesFilter", func(t *testing.T) { testListDeliveriesFilter(t, open(t)) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, open(t)) })
 }
 
 // base is a fixed instant at microsecond precision (what both stores keep).
