@@ -307,10 +307,11 @@ func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delive
 			body = []byte{}
 		}
 		b.Queue(`INSERT INTO events (id, name, subject, seq, body, created_at, traceparent)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+			SELECT $1, $2, $3, $4, $5, $6, $7 FROM prune_state WHERE $4 > pruned_through_seq
+			ON CONFLICT (id) DO NOTHING`,
 			ev.ID, ev.Name, ev.Subject, int64(ev.Seq), body, ev.CreatedAt, ev.TraceParent) //nolint:gosec // a stream sequence
 	}
-	queueDeliveries(b, ds, false, time.Time{})
+	queueDeliveries(b, ds, false, true, time.Time{})
 	n, err := sendInserts(s.pool.SendBatch(ctx, b), len(evs), len(ds))
 	if err != nil {
 		return 0, fmt.Errorf("add %d events: %w", len(evs), err)
@@ -321,15 +322,21 @@ func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delive
 
 // queueDeliveries queues the insertion of ds; an existing (endpoint, event)
 // is skipped, or with reset made pending and due at at in a fresh retry
-// round.
-func queueDeliveries(b *pgx.Batch, ds []delivery.Delivery, reset bool, at time.Time) {
+// round. With ingest (deliveries of events just read from the stream), a
+// delivery whose event is at or below the pruned watermark is skipped, as
+// its event is by AddEvents.
+func queueDeliveries(b *pgx.Batch, ds []delivery.Delivery, reset, ingest bool, at time.Time) {
 	conflict := `DO NOTHING`
 	if reset {
 		conflict = `DO UPDATE SET state = 'pending', next_attempt_at = $12, round_start = deliveries.attempts, updated_at = $12`
 	}
+	values := `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	if ingest {
+		values = `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM prune_state WHERE $6 > pruned_through_seq`
+	}
 	sql := `INSERT INTO deliveries (id, endpoint_id, event_id, event_name, subject, seq, state,
 		next_attempt_at, created_at, updated_at, directory_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (endpoint_id, event_id) ` + conflict
+		` + values + ` ON CONFLICT (endpoint_id, event_id) ` + conflict
 	for _, d := range ds {
 		args := []any{d.ID, d.EndpointID, d.EventID, d.EventName, d.Subject, int64(d.Seq), string(d.State), //nolint:gosec // a stream sequence
 			d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, d.DirectoryID}
@@ -367,7 +374,7 @@ func (s *Store) ScheduleDeliveries(ctx context.Context, ds []delivery.Delivery, 
 		return 0, nil
 	}
 	b := &pgx.Batch{}
-	queueDeliveries(b, ds, reset, at)
+	queueDeliveries(b, ds, reset, false, at)
 	n, err := sendInserts(s.pool.SendBatch(ctx, b), 0, len(ds))
 	if err != nil {
 		return 0, fmt.Errorf("schedule deliveries: %w", err)

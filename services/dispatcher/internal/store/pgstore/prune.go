@@ -25,9 +25,20 @@ RETURNING event_id`
 
 // pruneFreedEventsSQL deletes, of the events $1, those past the horizon no
 // delivery references (index deliveries_by_event).
-const pruneFreedEventsSQL = `DELETE FROM events e
-WHERE e.id = ANY($1) AND e.created_at < $2
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)`
+const pruneFreedEventsSQL = `WITH gone AS (
+    DELETE FROM events e
+    WHERE e.id = ANY($1) AND e.created_at < $2
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+    RETURNING e.seq
+), mark AS (` + markPrunedSQL + `)
+SELECT count(*) FROM gone`
+
+// markPrunedSQL raises the pruned watermark to the highest sequence in
+// gone: AddEvents ingests no event at or below it again (see
+// migrations/0004_retention.up.sql).
+const markPrunedSQL = `
+    UPDATE prune_state SET pruned_through_seq = (SELECT max(seq) FROM gone)
+    WHERE (SELECT max(seq) FROM gone) > pruned_through_seq`
 
 // sweepEventsSQL examines the events past the horizon after ($2, $3) in
 // (created_at, id) order, at most $4, deletes those no delivery references
@@ -39,7 +50,8 @@ const sweepEventsSQL = `WITH seen AS (
 ), gone AS (
     DELETE FROM events e USING seen
     WHERE e.id = seen.id AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-    RETURNING 1
+    RETURNING e.seq
+), mark AS (` + markPrunedSQL + `
 ), last AS (
     SELECT created_at, id FROM seen ORDER BY created_at DESC, id DESC LIMIT 1
 )
@@ -80,11 +92,11 @@ func (s *Store) Prune(ctx context.Context, q delivery.PruneQuery) (delivery.Prun
 		}
 		r.Deliveries = len(events)
 		if len(events) > 0 {
-			tag, err := tx.Exec(ctx, pruneFreedEventsSQL, events, q.Before)
-			if err != nil {
+			var n int64
+			if err := tx.QueryRow(ctx, pruneFreedEventsSQL, events, q.Before).Scan(&n); err != nil {
 				return fmt.Errorf("delete their events: %w", err)
 			}
-			r.Events = int(tag.RowsAffected())
+			r.Events = int(n)
 		}
 
 		var seen, gone int64

@@ -95,15 +95,36 @@ func pruneDeliveries(ctx context.Context, tx *sql.Tx, before int64, limit int) (
 // deleteUnreferenced deletes, of the events whose ids are in the JSON array
 // list, those created before before that no delivery references (index
 // deliveries_by_event).
+// It raises the pruned watermark to the highest sequence deleted.
 func deleteUnreferenced(ctx context.Context, tx *sql.Tx, list string, before int64) (int, error) {
-	res, err := tx.ExecContext(ctx, `DELETE FROM events
+	rows, err := tx.QueryContext(ctx, `DELETE FROM events
 		WHERE id IN (SELECT value FROM json_each(?1)) AND created_at < ?2
-		  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)`, list, before)
+		  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)
+		RETURNING seq`, list, before)
 	if err != nil {
 		return 0, err
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	n, top := 0, int64(0)
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			_ = rows.Close()
+			return 0, err
+		}
+		n, top = n+1, max(top, seq)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE prune_state SET pruned_through_seq = max(pruned_through_seq, ?1)`, top); err != nil {
+			return 0, fmt.Errorf("raise pruned watermark: %w", err)
+		}
+	}
+	return n, nil
 }
 
 // sweepEvents examines up to limit events created before before that

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/dsync-dev/dsync/pkg/sqlitex"
@@ -461,6 +462,15 @@ func (s *Store) AddEvent(ctx context.Context, ev delivery.Event, ds []delivery.D
 func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delivery.Delivery) (int, error) {
 	inserted := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Events at or below the pruned watermark were ingested before
+		// (see migrations/0003_retention.up.sql): neither they nor their
+		// deliveries come back.
+		var pruned int64
+		if err := tx.QueryRowContext(ctx, `SELECT pruned_through_seq FROM prune_state`).Scan(&pruned); err != nil {
+			return fmt.Errorf("read pruned watermark: %w", err)
+		}
+		evs = slices.DeleteFunc(slices.Clone(evs), func(ev delivery.Event) bool { return int64(ev.Seq) <= pruned }) //nolint:gosec // a stream sequence
+		ds = slices.DeleteFunc(slices.Clone(ds), func(d delivery.Delivery) bool { return int64(d.Seq) <= pruned })  //nolint:gosec // a stream sequence
 		for _, ev := range evs {
 			body := ev.Body
 			if body == nil {

@@ -145,4 +145,26 @@ func testPrune(t *testing.T, s delivery.Store) {
 		_, err := s.EventSeq(ctx, ev.ID)
 		require.NoError(t, err, "an event of a pending delivery is kept")
 	}
+
+	// A pruned event that arrives again (its stream message redelivered, or
+	// the stream read again from the start) is not ingested again: its
+	// webhooks were sent, and retention let them go. Sequences above the
+	// highest pruned one (e9's) are ingested as ever.
+	for _, again := range []delivery.Event{e1, e9} {
+		n, err := s.AddEvent(ctx, again, []delivery.Delivery{{
+			ID: f.ids.New(event.PrefixDelivery), EndpointID: a.ID, EventID: again.ID, EventName: again.Name,
+			Subject: again.Subject, Seq: again.Seq, State: delivery.DeliveryPending,
+			NextAttemptAt: recent, CreatedAt: recent, UpdatedAt: recent,
+		}})
+		require.NoError(t, err)
+		require.Zero(t, n, "event %d", again.Seq)
+		_, err = s.EventSeq(ctx, again.ID)
+		require.ErrorIs(t, err, delivery.ErrNotFound, "event %d", again.Seq)
+	}
+	e10, d10 := f.eventAt(recent, 10, a)
+	seq, err := s.EventSeq(ctx, e10.ID)
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), seq)
+	_, err = s.GetDelivery(ctx, d10[0].ID)
+	require.NoError(t, err)
 }
