@@ -110,7 +110,35 @@ func Refused(ip netip.Addr) bool {
 			return true
 		}
 	}
+	if v4, ok := embeddedIPv4(ip); ok {
+		return Refused(v4)
+	}
 	return false
+}
+
+// Translation prefixes whose addresses carry an IPv4 address a gateway on
+// the path may connect to: the well-known NAT64 prefix (RFC 6052) and 6to4
+// (RFC 3056).
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// embeddedIPv4 returns the IPv4 address a NAT64 or 6to4 address stands for:
+// 64:ff9b::a9fe:a9fe reaches 169.254.169.254 on a network that translates
+// it, so it is judged by that address (a public one stays allowed, as
+// IPv6-only networks need).
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	b := ip.As16()
+	switch {
+	case !ip.Is6():
+		return netip.Addr{}, false
+	case nat64.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	}
+	return netip.Addr{}, false
 }
 
 // extraRefused are the special-purpose ranges (RFC 6890 and successors)

@@ -39,7 +39,13 @@ func TestAllowed(t *testing.T) {
 		{"240.0.0.1", false},
 		{"198.18.0.1", false},
 		{"2001:db8::1", false},
-		{"fd00:ec2::254", false}, // AWS metadata over IPv6
+		{"fd00:ec2::254", false},      // AWS metadata over IPv6
+		{"64:ff9b::a9fe:a9fe", false}, // NAT64 of 169.254.169.254
+		{"64:ff9b::7f00:1", false},    // NAT64 of 127.0.0.1
+		{"64:ff9b::808:808", true},    // NAT64 of 8.8.8.8: IPv6-only networks need it
+		{"2002:a00:1::1", false},      // 6to4 of 10.0.0.1
+		{"2002:c0a8:101::1", false},   // 6to4 of 192.168.1.1
+		{"2002:808:808::1", true},     // 6to4 of 8.8.8.8
 	}
 	devPolicy := dialguard.Policy{Allow: dialguard.Loopback}
 	for _, tc := range tests {
