@@ -24,7 +24,9 @@ type WorkerConfig struct {
 	Policy Policy
 	Log    *slog.Logger
 	// Concurrency bounds the deliveries claimed and not yet recorded, all
-	// endpoints together (queued or in flight); default 1024.
+	// endpoints together (queued or in flight); default 4096. A failing
+	// endpoint holds at most PerEndpoint of them, so a few hundred dead
+	// endpoints cannot take the budget healthy ones need.
 	Concurrency int
 	// PerEndpoint bounds the attempts in flight to one endpoint; default 4.
 	// Each endpoint has its own queue and sending goroutines (its lane),
@@ -70,7 +72,7 @@ type Worker struct {
 // NewWorker returns a worker; call Run to start it.
 func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 1024
+		cfg.Concurrency = 4096
 	}
 	if cfg.PerEndpoint <= 0 {
 		cfg.PerEndpoint = 4
@@ -151,7 +153,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// receiver with a request we then send again after the lease expires.
 	attemptCtx := context.WithoutCancel(ctx)
 	results := make(chan finished, w.cfg.Concurrency)
-	done := make(chan []string, w.cfg.Concurrency)
+	done := make(chan []recorded, w.cfg.Concurrency)
 	freed := make(chan string, w.cfg.Concurrency)
 	go w.record(attemptCtx, results, done)
 	defer close(results)
@@ -159,6 +161,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// held counts, per endpoint, the deliveries claimed and not yet
 	// recorded; the store leaves out endpoints holding QueueDepth.
 	held := map[string]int{}
+	// failing holds the endpoints whose last recorded attempt failed. They
+	// are claimed no more than their attempts in flight (PerEndpoint): a
+	// queue behind an endpoint that times out only holds claims (and
+	// their share of Concurrency) that wait for its timeouts.
+	failing := map[string]bool{}
 	// start runs l's queued claims while it has free slots.
 	start := func(l *lane) {
 		for l.running < w.cfg.PerEndpoint && len(l.queue) > 0 {
@@ -193,6 +200,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		claiming, again, requested = true, false, free
 		claimed += free // reserved until the claim returns
 		holding := maps.Clone(held)
+		for id := range failing {
+			holding[id] += w.cfg.QueueDepth - w.cfg.PerEndpoint
+		}
 		go func() {
 			now := w.cfg.Now().UTC()
 			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(lease), free, w.cfg.QueueDepth, holding)
@@ -234,8 +244,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			claimed -= w.release(attemptCtx, lanes)
 			for claimed > 0 {
 				select {
-				case ids := <-done:
-					claimed -= len(ids)
+				case rs := <-done:
+					claimed -= len(rs)
 				case <-freed:
 				}
 			}
@@ -253,13 +263,18 @@ func (w *Worker) Run(ctx context.Context) error {
 				delete(lanes, id)
 			}
 			// The claim is freed only once recorded (done): no claim now.
-		case ids := <-done:
+		case rs := <-done:
 			// Recorded attempts free claims and may unblock the next
 			// delivery of the same subject.
-			claimed -= len(ids)
-			for _, id := range ids {
-				if held[id]--; held[id] <= 0 {
-					delete(held, id)
+			claimed -= len(rs)
+			for _, r := range rs {
+				if held[r.endpointID]--; held[r.endpointID] <= 0 {
+					delete(held, r.endpointID)
+				}
+				if r.failed {
+					failing[r.endpointID] = true
+				} else {
+					delete(failing, r.endpointID)
 				}
 			}
 			startClaim()
@@ -291,9 +306,15 @@ func (w *Worker) release(ctx context.Context, lanes map[string]*lane) int {
 	return len(ids)
 }
 
+// recorded is an attempt whose recording ended (written or not).
+type recorded struct {
+	endpointID string
+	failed     bool
+}
+
 // record writes finished attempts in batches until results is closed,
-// reporting on done the endpoints of the deliveries each batch settled.
-func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<- []string) {
+// reporting on done the attempts each batch settled.
+func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<- []recorded) {
 	failures := newFailureLog(failureLogLimit, time.Minute)
 	batch := make([]finished, 0, maxRecordBatch)
 	fs := make([]Finished, 0, maxRecordBatch)
@@ -314,14 +335,14 @@ func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<
 		for _, f := range batch {
 			fs = append(fs, f.Finished)
 		}
-		recorded, err := w.cfg.Store.FinishAttempts(ctx, fs)
-		endpoints := make([]string, 0, len(batch))
+		written, err := w.cfg.Store.FinishAttempts(ctx, fs)
+		rs := make([]recorded, 0, len(batch))
 		for i, f := range batch {
 			f.observed(f.result, f.Outcome)
-			w.logAttempt(ctx, failures, f, err, err == nil && !recorded[i])
-			endpoints = append(endpoints, f.claim.Delivery.EndpointID)
+			w.logAttempt(ctx, failures, f, err, err == nil && !written[i])
+			rs = append(rs, recorded{endpointID: f.claim.Delivery.EndpointID, failed: f.Outcome.State != DeliverySucceeded})
 		}
-		done <- endpoints
+		done <- rs
 	}
 }
 
