@@ -43,9 +43,9 @@ type Store struct {
 	// planning per claim, three times the claim itself, and claims are
 	// serial. The generic plan is sound because each of the claim's
 	// lookups has an index keyed on exactly what it looks up (migration
-	// 0003) and statsKeeper refreshes the statistics it is made from.
+	// 0003) and the StatsKeeper refreshes the statistics it is made from.
 	claims *pgxpool.Pool
-	stats  *statsKeeper
+	stats  *postgres.StatsKeeper
 }
 
 var _ delivery.Store = (*Store)(nil)
@@ -71,12 +71,12 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, claims: claims, stats: newStatsKeeper(pool, log)}, nil
+	return &Store{pool: pool, claims: claims, stats: postgres.NewStatsKeeper(pool, log, "deliveries", "events")}, nil
 }
 
 // Close stops background maintenance and closes the pools.
 func (s *Store) Close() {
-	s.stats.close()
+	s.stats.Close()
 	s.claims.Close()
 	s.pool.Close()
 }
@@ -316,7 +316,7 @@ func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delive
 	if err != nil {
 		return 0, fmt.Errorf("add %d events: %w", len(evs), err)
 	}
-	s.stats.inserted(n)
+	s.stats.Wrote(n)
 	return n, nil
 }
 
@@ -379,7 +379,7 @@ func (s *Store) ScheduleDeliveries(ctx context.Context, ds []delivery.Delivery, 
 	if err != nil {
 		return 0, fmt.Errorf("schedule deliveries: %w", err)
 	}
-	s.stats.inserted(n)
+	s.stats.Wrote(n)
 	return n, nil
 }
 

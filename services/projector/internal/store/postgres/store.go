@@ -31,7 +31,8 @@ var migrationFiles embed.FS
 
 // Store is the PostgreSQL read model.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	stats *postgres.StatsKeeper
 }
 
 var _ readmodel.Store = (*Store)(nil)
@@ -52,16 +53,22 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("migrate read model: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, stats: postgres.NewStatsKeeper(pool, nil, statsTables...)}
 	if err := s.backfill(ctx); err != nil {
+		s.stats.Close()
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close closes the pool.
+// statsTables are the tables whose statistics the read model's prepared
+// statements are planned from (see postgres.StatsKeeper).
+var statsTables = []string{"users", "user_emails", "groups", "memberships", "projector_events", "directory_counts"}
+
+// Close stops background maintenance and closes the pool.
 func (s *Store) Close() error {
+	s.stats.Close()
 	s.pool.Close()
 	return nil
 }
@@ -70,13 +77,18 @@ func (s *Store) Close() error {
 // them in pipelined batches (one round trip for many statements), so a
 // transaction's cost is the server's work, not network latency.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, readmodel.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		t := &Tx{tx: tx}
+	t := &Tx{}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		t.tx = tx
 		if err := fn(ctx, t); err != nil {
 			return err
 		}
 		return t.flush(ctx)
 	})
+	if err == nil {
+		s.stats.Wrote(t.written)
+	}
+	return err
 }
 
 // Checkpoint implements readmodel.Store.
@@ -395,6 +407,9 @@ type Tx struct {
 	// ends: a bulk import is a long run of either.
 	users   userRun
 	members memberRun
+	// written counts the events recorded, a measure of the rows written
+	// for the StatsKeeper.
+	written int
 }
 
 // userRun is a run of user upserts by column. A user upserted twice in a
@@ -446,6 +461,7 @@ func (t *Tx) flush(ctx context.Context) error {
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[], $8::text[], $9::text[])
 			ON CONFLICT DO NOTHING`, e.seq, e.id, e.dir, e.org, e.typ, e.occurred, e.data, e.userID, e.groupID)
 		t.what = append(t.what, fmt.Sprintf("record events %d to %d", e.seq[0], e.seq[len(e.seq)-1]))
+		t.written += len(e.seq)
 		t.events = eventRows{}
 	}
 	if len(t.what) == 0 {
