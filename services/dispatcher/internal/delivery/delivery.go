@@ -162,6 +162,9 @@ type Claim struct {
 	FailingSince time.Time
 	Body         []byte
 	TraceParent  string
+	// LeaseUntil is the lease this claim holds (set by the worker that
+	// claimed it).
+	LeaseUntil time.Time
 }
 
 // Outcome is the delivery's state after an attempt.
@@ -179,6 +182,14 @@ type Outcome struct {
 type Finished struct {
 	Attempt Attempt
 	Outcome Outcome
+	// Lease is the lease the attempt was made under. When set and the
+	// delivery no longer holds it (it was resent or replayed meanwhile, or
+	// its lease expired and another claim took it), the attempt is
+	// recorded and counted but the delivery's state, next attempt and
+	// lease are left to whoever changed them: a resend pressed while an
+	// attempt was in flight is not undone by that attempt's result. Zero
+	// records unconditionally.
+	Lease time.Time
 }
 
 // DeliveryFilter narrows a list of deliveries; zero fields match all.

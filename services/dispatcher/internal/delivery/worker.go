@@ -205,7 +205,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		go func() {
 			now := w.cfg.Now().UTC()
-			claims, err := w.cfg.Store.ClaimDue(ctx, now, now.Add(lease), free, w.cfg.QueueDepth, holding)
+			leaseUntil := now.Add(lease)
+			claims, err := w.cfg.Store.ClaimDue(ctx, now, leaseUntil, free, w.cfg.QueueDepth, holding)
+			for i := range claims {
+				claims[i].LeaseUntil = leaseUntil
+			}
 			if err != nil && ctx.Err() == nil {
 				w.cfg.Log.ErrorContext(ctx, "claim due deliveries", "error", err)
 			}
@@ -371,7 +375,7 @@ func (w *Worker) attempt(ctx context.Context, c Claim) finished {
 	case !r.Succeeded():
 		a.Error = fmt.Sprintf("unexpected status %d", r.StatusCode)
 	}
-	return finished{claim: c, result: r, Finished: Finished{Attempt: a, Outcome: o}, observed: observed}
+	return finished{claim: c, result: r, Finished: Finished{Attempt: a, Outcome: o, Lease: c.LeaseUntil}, observed: observed}
 }
 
 // logAttempt logs what became of a recorded (or not) attempt. Failures are

@@ -328,7 +328,10 @@ func (s *Store) AddEvents(ctx context.Context, evs []delivery.Event, ds []delive
 func queueDeliveries(b *pgx.Batch, ds []delivery.Delivery, reset, ingest bool, at time.Time) {
 	conflict := `DO NOTHING`
 	if reset {
-		conflict = `DO UPDATE SET state = 'pending', next_attempt_at = $12, round_start = deliveries.attempts, updated_at = $12`
+		// The lease goes too, so that an attempt in flight does not undo
+		// the reset when it is recorded (see delivery.Finished.Lease).
+		conflict = `DO UPDATE SET state = 'pending', next_attempt_at = $12, round_start = deliveries.attempts,
+			claimed_until = NULL, updated_at = $12`
 	}
 	values := `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 	if ingest {
@@ -581,13 +584,19 @@ func (s *Store) FinishAttempt(ctx context.Context, a delivery.Attempt, o deliver
 //
 // $1 delivery id, $2 state, $3 attempt number, $4 status code, $5 error,
 // $6 next attempt, $7 now, $8 started at, $9 latency µs, $10 response body,
-// $11 succeeded, $12 disable, $13 disable reason.
+// $11 succeeded, $12 disable, $13 disable reason, $14 the attempt's lease
+// (NULL: unconditional). The state, next attempt and lease change only
+// while the delivery still holds that lease (delivery.Finished.Lease).
 const finishSQL = `
 WITH d AS (
-    UPDATE deliveries SET state = $2, attempts = greatest(attempts, $3),
+    UPDATE deliveries SET
+        state = CASE WHEN $14::timestamptz IS NULL OR claimed_until = $14 THEN $2 ELSE state END,
+        attempts = greatest(attempts, $3),
         last_status_code = $4, last_error = $5,
-        next_attempt_at = CASE WHEN $2 = 'pending' THEN $6 ELSE next_attempt_at END,
-        claimed_until = NULL, updated_at = $7
+        next_attempt_at = CASE WHEN ($14::timestamptz IS NULL OR claimed_until = $14) AND $2 = 'pending' THEN $6
+            ELSE next_attempt_at END,
+        claimed_until = CASE WHEN $14::timestamptz IS NULL OR claimed_until = $14 THEN NULL ELSE claimed_until END,
+        updated_at = $7
     WHERE id = $1 RETURNING endpoint_id
 ), a AS (
     INSERT INTO attempts (delivery_id, number, started_at, status_code, error, latency_us, response_body)
@@ -619,7 +628,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []delivery.Finished) ([]b
 			a, o := f.Attempt, f.Outcome
 			b.Queue(finishSQL, a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, o.NextAttemptAt,
 				a.StartedAt.Add(a.Latency), a.StartedAt, a.Latency.Microseconds(), a.ResponseBody,
-				o.State == delivery.DeliverySucceeded, o.DisableEndpoint, o.DisableReason)
+				o.State == delivery.DeliverySucceeded, o.DisableEndpoint, o.DisableReason, nullTime(f.Lease))
 		}
 		br := tx.SendBatch(ctx, b)
 		for i, f := range fs {

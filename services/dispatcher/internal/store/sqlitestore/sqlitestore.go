@@ -500,8 +500,10 @@ const insertDeliveryHead = `INSERT INTO deliveries (id, endpoint_id, event_id, e
 
 const (
 	insertDeliverySQL = insertDeliveryHead + `DO NOTHING`
-	resetDeliverySQL  = insertDeliveryHead + `DO UPDATE SET state = 'pending', next_attempt_at = ?12,
-		round_start = deliveries.attempts, updated_at = ?12`
+	// The lease goes too, so that an attempt in flight does not undo the
+	// reset when it is recorded (see delivery.Finished.Lease).
+	resetDeliverySQL = insertDeliveryHead + `DO UPDATE SET state = 'pending', next_attempt_at = ?12,
+		round_start = deliveries.attempts, claimed_until = NULL, updated_at = ?12`
 )
 
 // insertDeliveries inserts ds; an existing (endpoint, event) is skipped, or
@@ -768,10 +770,16 @@ func (s *Store) FinishAttempt(ctx context.Context, a delivery.Attempt, o deliver
 }
 
 const (
-	finishDeliverySQL = `UPDATE deliveries SET state = ?2, attempts = max(attempts, ?3),
+	// ?8 is the attempt's lease, NULL to record unconditionally: the
+	// state, next attempt and lease change only while the delivery still
+	// holds it (delivery.Finished.Lease).
+	finishDeliverySQL = `UPDATE deliveries SET
+			state = CASE WHEN ?8 IS NULL OR claimed_until = ?8 THEN ?2 ELSE state END,
+			attempts = max(attempts, ?3),
 			last_status_code = ?4, last_error = ?5,
-			next_attempt_at = CASE WHEN ?2 = 'pending' THEN ?6 ELSE next_attempt_at END,
-			claimed_until = NULL, updated_at = ?7
+			next_attempt_at = CASE WHEN (?8 IS NULL OR claimed_until = ?8) AND ?2 = 'pending' THEN ?6 ELSE next_attempt_at END,
+			claimed_until = CASE WHEN ?8 IS NULL OR claimed_until = ?8 THEN NULL ELSE claimed_until END,
+			updated_at = ?7
 		WHERE id = ?1 RETURNING endpoint_id`
 	// A second recording of the same attempt number (a lease that expired
 	// under a very slow attempt) keeps the first.
@@ -790,7 +798,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []delivery.Finished) ([]b
 	recorded := make([]bool, len(fs))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for i, f := range fs {
-			ok, err := s.finish(ctx, tx, f.Attempt, f.Outcome)
+			ok, err := s.finish(ctx, tx, f)
 			if err != nil {
 				return fmt.Errorf("finish attempt %d of %s: %w", f.Attempt.Number, f.Attempt.DeliveryID, err)
 			}
@@ -805,11 +813,16 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []delivery.Finished) ([]b
 }
 
 // finish records one attempt in tx; false when the delivery is gone.
-func (s *Store) finish(ctx context.Context, tx *sql.Tx, a delivery.Attempt, o delivery.Outcome) (bool, error) {
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, f delivery.Finished) (bool, error) {
+	a, o := f.Attempt, f.Outcome
 	now := micros(a.StartedAt.Add(a.Latency))
+	var lease sql.NullInt64
+	if !f.Lease.IsZero() {
+		lease = sql.NullInt64{Int64: micros(f.Lease), Valid: true}
+	}
 	var endpointID string
 	err := s.queryRow(ctx, tx, finishDeliverySQL,
-		a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, micros(o.NextAttemptAt), now).Scan(&endpointID)
+		a.DeliveryID, string(o.State), a.Number, a.StatusCode, a.Error, micros(o.NextAttemptAt), now, lease).Scan(&endpointID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

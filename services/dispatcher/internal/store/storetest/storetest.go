@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) delivery.Store) {
 	t.Run("ReleaseClaims", func(t *testing.T) { testReleaseClaims(t, open(t)) })
 	t.Run("ClaimDue", func(t *testing.T) { testClaimDue(t, open(t)) })
 	t.Run("ClaimLease", func(t *testing.T) { testClaimLease(t, open(t)) })
+	t.Run("FinishUnderLostLease", func(t *testing.T) { testFinishUnderLostLease(t, open(t)) })
 	t.Run("ClaimPerEndpointCap", func(t *testing.T) { testClaimCap(t, open(t)) })
 	t.Run("ClaimSubjectOrder", func(t *testing.T) { testClaimOrder(t, open(t)) })
 	t.Run("FinishAttempt", func(t *testing.T) { testFinishAttempt(t, open(t)) })
