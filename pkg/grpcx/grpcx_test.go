@@ -56,6 +56,10 @@ var probeDesc = grpc.ServiceDesc{
 		StreamName:    "PanicStream",
 		ServerStreams: true,
 		Handler:       func(any, grpc.ServerStream) error { panic("stream boom") },
+	}, {
+		StreamName:    "OKStream",
+		ServerStreams: true,
+		Handler:       func(_ any, ss grpc.ServerStream) error { return ss.SendMsg(&emptypb.Empty{}) },
 	}},
 }
 
@@ -78,18 +82,19 @@ func (s *syncBuffer) String() string {
 }
 
 type fixture struct {
-	conn   *grpc.ClientConn
+	addr   string
+	conn   *grpc.ClientConn // sends no token
 	srv    *grpc.Server
 	health *health.Server
 	logs   *syncBuffer
 	stop   func() error // cancels Serve and returns its result
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T, opts ...grpc.ServerOption) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, hs := grpcx.NewServer(log)
+	srv, hs := grpcx.NewServer(log, opts...)
 	srv.RegisterService(&probeDesc, struct{}{})
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -116,7 +121,7 @@ func start(t *testing.T) *fixture {
 		return serveErr
 	}
 	t.Cleanup(func() { require.NoError(t, stop()) })
-	return &fixture{conn: conn, srv: srv, health: hs, logs: logs, stop: stop}
+	return &fixture{addr: lis.Addr().String(), conn: conn, srv: srv, health: hs, logs: logs, stop: stop}
 }
 
 func (f *fixture) invoke(ctx context.Context, method string) error {

@@ -1,6 +1,6 @@
 // Package grpcx builds gRPC servers and clients with the project's standard
 // seams: OpenTelemetry stats handlers, panic recovery, request logging,
-// health checking and reflection.
+// health checking, reflection and, optionally, a shared bearer token.
 package grpcx
 
 import (
@@ -27,14 +27,22 @@ const GracePeriod = 10 * time.Second
 // at Debug, Warn for codes.Internal and codes.Unknown); unary and stream
 // interceptors that turn a handler panic into codes.Internal and log it with
 // its stack. opts are applied after these, so interceptors they add run
-// inside them. The standard health service (returned, initially SERVING for
-// "") and server reflection are registered; register your services, then set
-// their health status.
+// inside them. With WithToken among opts, a token check runs inside the
+// recoverers (refusals are logged like any call). The standard health service
+// (returned, initially SERVING for "") and server reflection are registered;
+// register your services, then set their health status.
 func NewServer(log *slog.Logger, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	unary := []grpc.UnaryServerInterceptor{unaryLogger(log), unaryRecoverer(log)}
+	stream := []grpc.StreamServerInterceptor{streamRecoverer(log)}
+	if token := tokenFrom(opts); token != "" {
+		auth := newTokenAuth(log, token)
+		unary = append(unary, auth.unary())
+		stream = append(stream, auth.stream())
+	}
 	base := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-		grpc.ChainUnaryInterceptor(unaryLogger(log), unaryRecoverer(log)),
-		grpc.ChainStreamInterceptor(streamRecoverer(log)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}
 	srv := grpc.NewServer(append(base, opts...)...)
 	hs := health.NewServer()

@@ -73,6 +73,9 @@ type Config struct {
 	// GRPCListener is opened by the caller; Run serves WebhookService,
 	// health and reflection on it, and closes it.
 	GRPCListener net.Listener
+	// GRPCToken, when set, is the bearer token every RPC but health must
+	// carry (grpcx.WithToken).
+	GRPCToken string
 	// ConsumerName is the durable consumer's name; default "dispatcher".
 	ConsumerName string
 	// AllowPrivateTargets allows every webhook target, loopback, private,
@@ -204,7 +207,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Notify:    worker.Notify,
 	}
 
-	srv, health := grpcx.NewServer(log)
+	srv, health := grpcx.NewServer(log, grpcx.WithToken(cfg.GRPCToken))
 	dsyncv1.RegisterWebhookServiceServer(srv, &grpcapi.Server{Service: svc, Log: log})
 	serviceName := dsyncv1.WebhookService_ServiceDesc.ServiceName
 	health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

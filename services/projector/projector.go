@@ -52,6 +52,9 @@ type Config struct {
 	// GRPCListener is opened by the caller; Run serves DirectoryService,
 	// health and reflection on it and closes it.
 	GRPCListener net.Listener
+	// GRPCToken, when set, is the bearer token every RPC but health must
+	// carry (grpcx.WithToken).
+	GRPCToken string
 	// ConsumerName prefixes the names of the stream consumers;
 	// DefaultConsumerName when empty.
 	ConsumerName string
@@ -116,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	prog := progress.New(cp)
 
-	srv, health := grpcx.NewServer(log)
+	srv, health := grpcx.NewServer(log, grpcx.WithToken(cfg.GRPCToken))
 	dsyncv1.RegisterDirectoryServiceServer(srv, grpcapi.New(log, store, prog, cfg.ConsistencyWait,
 		func(ctx context.Context) (uint64, error) {
 			info, err := stream.Info(ctx)

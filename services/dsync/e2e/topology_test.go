@@ -16,8 +16,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/dsync-dev/dsync/pkg/grpcx"
 	"github.com/dsync-dev/dsync/pkg/pgtest"
+	dsyncv1 "github.com/dsync-dev/dsync/proto/dsync/v1"
 )
 
 var (
@@ -148,7 +153,9 @@ func TestProductionTopology(t *testing.T) {
 	natsURL := "nats://" + nats.announced(t, natsListening)
 
 	apiKey := "sk_e2e_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	internalToken := "it_e2e_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	common := []string{
+		"DSYNC_INTERNAL_TOKEN=" + internalToken,
 		"DSYNC_NATS_URL=" + natsURL,
 		"DSYNC_POSTGRES_URL=" + pgURL,
 		"DSYNC_DATA_DIR=" + t.TempDir(),
@@ -162,14 +169,34 @@ func TestProductionTopology(t *testing.T) {
 		dsync, "serve", "--target=dispatcher")
 	waitHealthy(t, projector.announced(t, healthURL)+"/healthz")
 	waitHealthy(t, dispatcher.announced(t, healthURL)+"/healthz")
+	projectorGRPC, dispatcherGRPC := projector.announced(t, directoryGRPC), dispatcher.announced(t, webhookGRPC)
 	gateway := startProcess(t, "gateway", append(common, "DSYNC_API_KEY="+apiKey,
-		"DSYNC_PROJECTOR_URL="+projector.announced(t, directoryGRPC),
-		"DSYNC_DISPATCHER_URL="+dispatcher.announced(t, webhookGRPC)),
+		"DSYNC_PROJECTOR_URL="+projectorGRPC,
+		"DSYNC_DISPATCHER_URL="+dispatcherGRPC),
 		dsync, "serve", "--target=gateway")
 	gatewayURL := gateway.announced(t, restURL)
 	waitHealthy(t, gatewayURL+"/healthz")
 
 	runScenario(t, gatewayURL, apiKey)
+	requireInternalToken(t, projectorGRPC, dispatcherGRPC, internalToken)
+}
+
+// requireInternalToken checks that the gRPC services, which the gateway
+// reached with the token throughout the scenario, refuse callers without it.
+func requireInternalToken(t *testing.T, projectorAddr, dispatcherAddr, token string) {
+	t.Helper()
+	dial := func(addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+		conn, err := grpcx.Dial(addr, opts...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	_, err := dsyncv1.NewDirectoryServiceClient(dial(projectorAddr)).GetProjectionStatus(t.Context(), &dsyncv1.GetProjectionStatusRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "projector without the token: %v", err)
+	_, err = dsyncv1.NewWebhookServiceClient(dial(dispatcherAddr)).ListEndpoints(t.Context(), &dsyncv1.ListEndpointsRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "dispatcher without the token: %v", err)
+	_, err = dsyncv1.NewDirectoryServiceClient(dial(projectorAddr, grpcx.WithBearer(token))).GetProjectionStatus(t.Context(), &dsyncv1.GetProjectionStatusRequest{})
+	require.NoError(t, err, "projector with the token")
 }
 
 type syncBuffer struct {

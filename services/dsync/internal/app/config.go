@@ -43,6 +43,10 @@ type Config struct {
 	DispatcherGRPCAddr string
 	ProjectorURL       string
 	DispatcherURL      string
+	// InternalToken is the bearer token the projector's and dispatcher's
+	// gRPC services require and the gateway sends; empty: no
+	// authentication.
+	InternalToken string
 
 	DashboardPassword string
 	// EventRetention is how long the Events API keeps events, and the
@@ -85,6 +89,7 @@ func settings(c *Config, dev bool) []setting {
 		{"dispatcher-grpc-addr", "DSYNC_DISPATCHER_GRPC_ADDR", "127.0.0.1:9092", "listen address of the dispatcher's WebhookService", &c.DispatcherGRPCAddr},
 		{"projector-url", "DSYNC_PROJECTOR_URL", "", "gRPC target the gateway dials for DirectoryService (default: the projector's listen address)", &c.ProjectorURL},
 		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL},
+		{"internal-token", "DSYNC_INTERNAL_TOKEN", "", "shared bearer token the projector's and dispatcher's gRPC services require (health excepted) and the gateway sends; empty: no authentication", &c.InternalToken},
 		{"dashboard-password", "DSYNC_DASHBOARD_PASSWORD", "", "operator password for the dashboard (alternative to the API key)", &c.DashboardPassword},
 		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events and the webhook delivery log keeps finished deliveries (webhook replay reaches back as far): a duration such as 720h, or "forever"`, &c.EventRetention},
 		{"webhook-allow-nets", "DSYNC_WEBHOOK_ALLOW_NETS", ifElse(dev, "127.0.0.0/8,::1/128", ""), "comma-separated networks (CIDR) webhooks may reach although private, loopback or reserved", &c.WebhookAllowNets},
@@ -155,6 +160,9 @@ func (c Config) validate() error {
 			return errors.New("serve needs PostgreSQL: set --postgres-url or DSYNC_POSTGRES_URL")
 		}
 	}
+	if err := validToken(c.InternalToken); err != nil {
+		return err
+	}
 	if _, err := c.eventRetention(); err != nil {
 		return err
 	}
@@ -189,6 +197,17 @@ func newLogger(c Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// validToken accepts what can travel in a gRPC header after "Bearer ":
+// printable ASCII without spaces. The error does not repeat the token.
+func validToken(token string) error {
+	for i := 0; i < len(token); i++ {
+		if token[i] < 0x21 || token[i] > 0x7e {
+			return fmt.Errorf("internal token: character %d is not printable ASCII or is a space; use e.g. $(openssl rand -hex 32)", i+1)
+		}
+	}
+	return nil
 }
 
 // eventRetention parses EventRetention; a negative result keeps events forever.

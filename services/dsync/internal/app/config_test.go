@@ -59,6 +59,27 @@ func TestParseConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "internal token from the environment",
+			args: []string{"--target=gateway"},
+			env:  map[string]string{"DSYNC_NATS_URL": "nats://n:4222", "DSYNC_INTERNAL_TOKEN": "0123abcd"},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "0123abcd", c.InternalToken)
+			},
+		},
+		{
+			name: "no internal token by default, dev included",
+			dev:  true,
+			check: func(t *testing.T, c Config) {
+				require.Empty(t, c.InternalToken, "dev generates none")
+			},
+		},
+		{
+			name:    "internal token that cannot travel in a header",
+			dev:     true,
+			args:    []string{"--internal-token", "two words"},
+			wantErr: "internal token: character 4",
+		},
+		{
 			name:    "unknown target",
 			args:    []string{"--target=everything"},
 			env:     map[string]string{"DSYNC_POSTGRES_URL": "postgres://x"},

@@ -15,13 +15,14 @@ import (
 // opsServer serves /healthz and /metrics for a process that runs the
 // projector or the dispatcher without the gateway. /healthz is 200 when the
 // process's own gRPC service reports SERVING (its store is migrated and its
-// consumer runs).
-func opsServer(grpcAddr string, metrics http.Handler) http.Handler {
+// consumer runs). token is the internal token, sent although health needs
+// none.
+func opsServer(grpcAddr, token string, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		status, err := grpcHealth(ctx, grpcAddr)
+		status, err := grpcHealth(ctx, grpcAddr, token)
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil || status != grpc_health_v1.HealthCheckResponse_SERVING {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -40,8 +41,8 @@ func opsServer(grpcAddr string, metrics http.Handler) http.Handler {
 	return mux
 }
 
-func grpcHealth(ctx context.Context, addr string) (grpc_health_v1.HealthCheckResponse_ServingStatus, error) {
-	conn, err := grpcx.Dial(addr)
+func grpcHealth(ctx context.Context, addr, token string) (grpc_health_v1.HealthCheckResponse_ServingStatus, error) {
+	conn, err := grpcx.Dial(addr, grpcx.WithBearer(token))
 	if err != nil {
 		return 0, err
 	}

@@ -164,7 +164,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 			return nil, fmt.Errorf("projector listen: %w", err)
 		}
 		sys.ProjectorAddr = projectorLis.Addr().String()
-		pcfg := projector.Config{Logger: log.With("service", "projector"), NATS: nc, GRPCListener: projectorLis, EventRetention: retention}
+		warnIfOpen(log, cfg, "projector", projectorLis.Addr())
+		pcfg := projector.Config{Logger: log.With("service", "projector"), NATS: nc, GRPCListener: projectorLis, GRPCToken: cfg.InternalToken, EventRetention: retention}
 		if cfg.Dev && cfg.PostgresURL == "" {
 			pcfg.SQLitePath = filepath.Join(cfg.DataDir, "projector.db")
 		} else if pcfg.PostgresURL, err = postgres.WithSchema(cfg.PostgresURL, "projector"); err != nil {
@@ -182,10 +183,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 			return nil, fmt.Errorf("dispatcher listen: %w", err)
 		}
 		sys.DispatcherAddr = dispatcherLis.Addr().String()
+		warnIfOpen(log, cfg, "dispatcher", dispatcherLis.Addr())
 		dcfg := dispatcher.Config{
 			Logger:              log.With("service", "dispatcher"),
 			NATS:                nc,
 			GRPCListener:        dispatcherLis,
+			GRPCToken:           cfg.InternalToken,
 			AllowPrivateTargets: cfg.AllowPrivateWebhooks,
 			AllowNets:           wh.allowNets,
 			RequestTimeout:      wh.timeout,
@@ -216,11 +219,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 			}
 		}
 		sys.APIKey, sys.APIKeyCreated = key, created
-		dirConn, err := dialService(firstNonEmpty(cfg.ProjectorURL, sys.ProjectorAddr, cfg.ProjectorGRPCAddr))
+		dirConn, err := dialService(firstNonEmpty(cfg.ProjectorURL, sys.ProjectorAddr, cfg.ProjectorGRPCAddr), cfg.InternalToken)
 		if err != nil {
 			return nil, err
 		}
-		whConn, err := dialService(firstNonEmpty(cfg.DispatcherURL, sys.DispatcherAddr, cfg.DispatcherGRPCAddr))
+		whConn, err := dialService(firstNonEmpty(cfg.DispatcherURL, sys.DispatcherAddr, cfg.DispatcherGRPCAddr), cfg.InternalToken)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +243,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *System, err er
 	} else {
 		// Services without the gateway still answer probes and scrapes.
 		own := firstNonEmpty(sys.ProjectorAddr, sys.DispatcherAddr)
-		ops := opsServer(own, tel.MetricsHandler)
+		ops := opsServer(own, cfg.InternalToken, tel.MetricsHandler)
 		run(intake, "ops http", func(ctx context.Context) error { return serveHTTP(ctx, ops, httpLis) })
 	}
 	cleanups = append(cleanups, intake.stop)
@@ -323,12 +326,30 @@ func drain(nc *nats.Conn) error {
 	return nil
 }
 
-func dialService(target string) (*grpc.ClientConn, error) {
-	conn, err := grpcx.Dial(target)
+func dialService(target, token string) (*grpc.ClientConn, error) {
+	conn, err := grpcx.Dial(target, grpcx.WithBearer(token))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	return conn, nil
+}
+
+// warnIfOpen warns when a gRPC service listens beyond loopback without a
+// token: whoever reaches the port can then read the directory and, from the
+// dispatcher, webhook secrets.
+func warnIfOpen(log *slog.Logger, cfg Config, service string, addr net.Addr) {
+	if cfg.InternalToken != "" || onLoopback(addr) {
+		return
+	}
+	log.Warn("gRPC service listens beyond loopback without authentication: set DSYNC_INTERNAL_TOKEN on every dsync process",
+		"service", service, "addr", addr.String())
+}
+
+// onLoopback reports whether addr is a loopback address; a wildcard
+// address (0.0.0.0, ::) is not.
+func onLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 func closer(c *grpc.ClientConn) func(context.Context) error {
