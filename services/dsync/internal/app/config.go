@@ -73,30 +73,33 @@ type Config struct {
 type setting struct {
 	flag, env, def, usage string
 	target                *string
+	// secret values set in the environment are applied after parsing
+	// rather than as the flag's default, which -h would print.
+	secret bool
 }
 
 func settings(c *Config, dev bool) []setting {
 	dataDir := "./data"
 	return []setting{
-		{"http-addr", "DSYNC_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP server (SCIM, REST API, dashboard, /healthz, /metrics)", &c.HTTPAddr},
-		{"public-url", "DSYNC_PUBLIC_URL", "", "absolute base URL clients reach the gateway at (default: http://<http-addr>)", &c.PublicURL},
-		{"data-dir", "DSYNC_DATA_DIR", dataDir, "directory for the API key and, in dev, JetStream files and SQLite stores", &c.DataDir},
-		{"api-key", "DSYNC_API_KEY", "", "REST API key (default: generated on first start and kept in the data dir)", &c.APIKey},
-		{"nats-url", "DSYNC_NATS_URL", ifElse(dev, "", "nats://127.0.0.1:4222"), "NATS server URL (serve); empty in dev runs NATS in-process", &c.NATSURL},
-		{"nats-listen", "DSYNC_NATS_LISTEN", "", "dev: also accept NATS clients on this host:port (empty: in-process only)", &c.NATSListen},
-		{"postgres-url", "DSYNC_POSTGRES_URL", "", "PostgreSQL URL of the read model and delivery log (serve); empty in dev uses SQLite", &c.PostgresURL},
-		{"projector-grpc-addr", "DSYNC_PROJECTOR_GRPC_ADDR", "127.0.0.1:9091", "listen address of the projector's DirectoryService", &c.ProjectorGRPCAddr},
-		{"dispatcher-grpc-addr", "DSYNC_DISPATCHER_GRPC_ADDR", "127.0.0.1:9092", "listen address of the dispatcher's WebhookService", &c.DispatcherGRPCAddr},
-		{"projector-url", "DSYNC_PROJECTOR_URL", "", "gRPC target the gateway dials for DirectoryService (default: the projector's listen address)", &c.ProjectorURL},
-		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL},
-		{"internal-token", "DSYNC_INTERNAL_TOKEN", "", "shared bearer token the projector's and dispatcher's gRPC services require (health excepted) and the gateway sends; empty: no authentication", &c.InternalToken},
-		{"dashboard-password", "DSYNC_DASHBOARD_PASSWORD", "", "operator password for the dashboard (alternative to the API key)", &c.DashboardPassword},
-		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events and the webhook delivery log keeps finished deliveries (webhook replay reaches back as far): a duration such as 720h, or "forever"`, &c.EventRetention},
-		{"webhook-allow-nets", "DSYNC_WEBHOOK_ALLOW_NETS", ifElse(dev, "127.0.0.0/8,::1/128", ""), "comma-separated networks (CIDR) webhooks may reach although private, loopback or reserved", &c.WebhookAllowNets},
-		{"webhook-timeout", "DSYNC_WEBHOOK_TIMEOUT", "15s", "time a webhook receiver has to answer 2xx", &c.WebhookTimeout},
-		{"webhook-disable-after", "DSYNC_WEBHOOK_DISABLE_AFTER", "120h", `disable a webhook endpoint whose attempts have all failed this long ("never": keep retrying)`, &c.WebhookDisableAfter},
-		{"log-level", "DSYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
-		{"log-format", "DSYNC_LOG_FORMAT", ifElse(dev, "text", "json"), "text or json", &c.LogFormat},
+		{"http-addr", "DSYNC_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP server (SCIM, REST API, dashboard, /healthz, /metrics)", &c.HTTPAddr, false},
+		{"public-url", "DSYNC_PUBLIC_URL", "", "absolute base URL clients reach the gateway at (default: http://<http-addr>)", &c.PublicURL, false},
+		{"data-dir", "DSYNC_DATA_DIR", dataDir, "directory for the API key and, in dev, JetStream files and SQLite stores", &c.DataDir, false},
+		{"api-key", "DSYNC_API_KEY", "", "REST API key (default: generated on first start and kept in the data dir)", &c.APIKey, true},
+		{"nats-url", "DSYNC_NATS_URL", ifElse(dev, "", "nats://127.0.0.1:4222"), "NATS server URL (serve); empty in dev runs NATS in-process", &c.NATSURL, false},
+		{"nats-listen", "DSYNC_NATS_LISTEN", "", "dev: also accept NATS clients on this host:port (empty: in-process only)", &c.NATSListen, false},
+		{"postgres-url", "DSYNC_POSTGRES_URL", "", "PostgreSQL URL of the read model and delivery log (serve); empty in dev uses SQLite", &c.PostgresURL, true},
+		{"projector-grpc-addr", "DSYNC_PROJECTOR_GRPC_ADDR", "127.0.0.1:9091", "listen address of the projector's DirectoryService", &c.ProjectorGRPCAddr, false},
+		{"dispatcher-grpc-addr", "DSYNC_DISPATCHER_GRPC_ADDR", "127.0.0.1:9092", "listen address of the dispatcher's WebhookService", &c.DispatcherGRPCAddr, false},
+		{"projector-url", "DSYNC_PROJECTOR_URL", "", "gRPC target the gateway dials for DirectoryService (default: the projector's listen address)", &c.ProjectorURL, false},
+		{"dispatcher-url", "DSYNC_DISPATCHER_URL", "", "gRPC target the gateway dials for WebhookService (default: the dispatcher's listen address)", &c.DispatcherURL, false},
+		{"internal-token", "DSYNC_INTERNAL_TOKEN", "", "shared bearer token the projector's and dispatcher's gRPC services require (health excepted) and the gateway sends; empty: no authentication", &c.InternalToken, true},
+		{"dashboard-password", "DSYNC_DASHBOARD_PASSWORD", "", "operator password for the dashboard (alternative to the API key)", &c.DashboardPassword, true},
+		{"event-retention", "DSYNC_EVENT_RETENTION", "720h", `how long GET /events keeps events and the webhook delivery log keeps finished deliveries (webhook replay reaches back as far): a duration such as 720h, or "forever"`, &c.EventRetention, false},
+		{"webhook-allow-nets", "DSYNC_WEBHOOK_ALLOW_NETS", ifElse(dev, "127.0.0.0/8,::1/128", ""), "comma-separated networks (CIDR) webhooks may reach although private, loopback or reserved", &c.WebhookAllowNets, false},
+		{"webhook-timeout", "DSYNC_WEBHOOK_TIMEOUT", "15s", "time a webhook receiver has to answer 2xx", &c.WebhookTimeout, false},
+		{"webhook-disable-after", "DSYNC_WEBHOOK_DISABLE_AFTER", "120h", `disable a webhook endpoint whose attempts have all failed this long ("never": keep retrying)`, &c.WebhookDisableAfter, false},
+		{"log-level", "DSYNC_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, false},
+		{"log-format", "DSYNC_LOG_FORMAT", ifElse(dev, "text", "json"), "text or json", &c.LogFormat, false},
 	}
 }
 
@@ -112,9 +115,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	c := Config{Dev: dev, Target: TargetAll}
 	fs := flag.NewFlagSet("dsync "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	for _, s := range settings(&c, dev) {
+	all := settings(&c, dev)
+	for _, s := range all {
 		def := s.def
-		if v := getenv(s.env); v != "" {
+		if v := getenv(s.env); v != "" && !s.secret {
 			def = v
 		}
 		fs.StringVar(s.target, s.flag, def, s.usage+" ($"+s.env+")")
@@ -131,6 +135,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range all {
+		if v := getenv(s.env); s.secret && v != "" && !given[s.flag] {
+			*s.target = v
+		}
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

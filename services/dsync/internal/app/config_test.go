@@ -1,7 +1,9 @@
 package app
 
 import (
+	"flag"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -109,6 +111,35 @@ func TestParseConfig(t *testing.T) {
 			tt.check(t, c)
 		})
 	}
+}
+
+// TestSecretsStayOutOfHelp: secrets set in the environment apply, a flag
+// still wins, and -h never prints them as defaults.
+func TestSecretsStayOutOfHelp(t *testing.T) {
+	secrets := map[string]string{
+		"DSYNC_API_KEY":            "sk_from_env",
+		"DSYNC_POSTGRES_URL":       "postgres://dsync:pg-password@db/dsync",
+		"DSYNC_INTERNAL_TOKEN":     "internal-token-from-env",
+		"DSYNC_DASHBOARD_PASSWORD": "dashboard-password-from-env",
+	}
+	c, err := parseConfig("test", nil, env(secrets), io.Discard, false)
+	require.NoError(t, err)
+	require.Equal(t, "sk_from_env", c.APIKey)
+	require.Equal(t, "postgres://dsync:pg-password@db/dsync", c.PostgresURL)
+	require.Equal(t, "internal-token-from-env", c.InternalToken)
+	require.Equal(t, "dashboard-password-from-env", c.DashboardPassword)
+
+	c, err = parseConfig("test", []string{"--internal-token", "from-flag"}, env(secrets), io.Discard, false)
+	require.NoError(t, err)
+	require.Equal(t, "from-flag", c.InternalToken, "a flag wins over the environment")
+
+	var help strings.Builder
+	_, err = parseConfig("test", []string{"-h"}, env(secrets), &help, false)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for name, v := range secrets {
+		require.NotContains(t, help.String(), v, name)
+	}
+	require.Contains(t, help.String(), "DSYNC_INTERNAL_TOKEN")
 }
 
 func TestAPIKeyIsCreatedOnceAndKeptPrivate(t *testing.T) {
