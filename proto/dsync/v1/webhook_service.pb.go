@@ -1002,6 +1002,100 @@ func (x *ListDeliveriesResponse) GetPageInfo() *PageInfo {
 	return nil
 }
 
+type ListEventDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_ids are "event_<ULID>" ids, 1 to 100 of them (INVALID_ARGUMENT
+	// otherwise); a repeated id counts once. An event without deliveries (no
+	// endpoint subscribed to it, or retention pruned them) adds none.
+	EventIds      []string `protobuf:"bytes,1,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventDeliveriesRequest) Reset() {
+	*x = ListEventDeliveriesRequest{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListEventDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListEventDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListEventDeliveriesRequest) GetEventIds() []string {
+	if x != nil {
+		return x.EventIds
+	}
+	return nil
+}
+
+type ListEventDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// deliveries are every endpoint's deliveries of those events, in event
+	// id order and, within an event, endpoint id order, each with its
+	// attempts_log as ListDeliveries returns it.
+	Deliveries    []*Delivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventDeliveriesResponse) Reset() {
+	*x = ListEventDeliveriesResponse{}
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListEventDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListEventDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListEventDeliveriesResponse) GetDeliveries() []*Delivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 type UpdateEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// endpoint carries the id and the new values of the fields in update_mask.
@@ -1015,7 +1109,7 @@ type UpdateEndpointRequest struct {
 
 func (x *UpdateEndpointRequest) Reset() {
 	*x = UpdateEndpointRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[11]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1121,7 @@ func (x *UpdateEndpointRequest) String() string {
 func (*UpdateEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[11]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1134,7 @@ func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{11}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateEndpointRequest) GetEndpoint() *Endpoint {
@@ -1066,7 +1160,7 @@ type UpdateEndpointResponse struct {
 
 func (x *UpdateEndpointResponse) Reset() {
 	*x = UpdateEndpointResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[12]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1172,7 @@ func (x *UpdateEndpointResponse) String() string {
 func (*UpdateEndpointResponse) ProtoMessage() {}
 
 func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[12]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1185,7 @@ func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{12}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateEndpointResponse) GetEndpoint() *Endpoint {
@@ -1110,7 +1204,7 @@ type DeleteEndpointRequest struct {
 
 func (x *DeleteEndpointRequest) Reset() {
 	*x = DeleteEndpointRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[13]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1216,7 @@ func (x *DeleteEndpointRequest) String() string {
 func (*DeleteEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[13]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1229,7 @@ func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{13}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteEndpointRequest) GetId() string {
@@ -1153,7 +1247,7 @@ type DeleteEndpointResponse struct {
 
 func (x *DeleteEndpointResponse) Reset() {
 	*x = DeleteEndpointResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[14]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1259,7 @@ func (x *DeleteEndpointResponse) String() string {
 func (*DeleteEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[14]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1272,7 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{14}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{16}
 }
 
 type RotateSecretRequest struct {
@@ -1193,7 +1287,7 @@ type RotateSecretRequest struct {
 
 func (x *RotateSecretRequest) Reset() {
 	*x = RotateSecretRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[15]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1299,7 @@ func (x *RotateSecretRequest) String() string {
 func (*RotateSecretRequest) ProtoMessage() {}
 
 func (x *RotateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[15]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1312,7 @@ func (x *RotateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{15}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateSecretRequest) GetEndpointId() string {
@@ -1245,7 +1339,7 @@ type RotateSecretResponse struct {
 
 func (x *RotateSecretResponse) Reset() {
 	*x = RotateSecretResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[16]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1351,7 @@ func (x *RotateSecretResponse) String() string {
 func (*RotateSecretResponse) ProtoMessage() {}
 
 func (x *RotateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[16]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1364,7 @@ func (x *RotateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{16}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RotateSecretResponse) GetEndpoint() *Endpoint {
@@ -1290,7 +1384,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[17]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1396,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[17]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1409,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{17}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetDeliveryRequest) GetEndpointId() string {
@@ -1341,7 +1435,7 @@ type GetDeliveryResponse struct {
 
 func (x *GetDeliveryResponse) Reset() {
 	*x = GetDeliveryResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[18]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1447,7 @@ func (x *GetDeliveryResponse) String() string {
 func (*GetDeliveryResponse) ProtoMessage() {}
 
 func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[18]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1460,7 @@ func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*GetDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{18}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetDeliveryResponse) GetDelivery() *Delivery {
@@ -1386,7 +1480,7 @@ type ResendDeliveryRequest struct {
 
 func (x *ResendDeliveryRequest) Reset() {
 	*x = ResendDeliveryRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[19]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1492,7 @@ func (x *ResendDeliveryRequest) String() string {
 func (*ResendDeliveryRequest) ProtoMessage() {}
 
 func (x *ResendDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[19]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1505,7 @@ func (x *ResendDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*ResendDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{19}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResendDeliveryRequest) GetEndpointId() string {
@@ -1437,7 +1531,7 @@ type ResendDeliveryResponse struct {
 
 func (x *ResendDeliveryResponse) Reset() {
 	*x = ResendDeliveryResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[20]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1543,7 @@ func (x *ResendDeliveryResponse) String() string {
 func (*ResendDeliveryResponse) ProtoMessage() {}
 
 func (x *ResendDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[20]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1556,7 @@ func (x *ResendDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*ResendDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{20}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResendDeliveryResponse) GetDelivery() *Delivery {
@@ -1482,7 +1576,7 @@ type RecoverDeliveriesRequest struct {
 
 func (x *RecoverDeliveriesRequest) Reset() {
 	*x = RecoverDeliveriesRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[21]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1588,7 @@ func (x *RecoverDeliveriesRequest) String() string {
 func (*RecoverDeliveriesRequest) ProtoMessage() {}
 
 func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[21]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1601,7 @@ func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*RecoverDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{21}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RecoverDeliveriesRequest) GetEndpointId() string {
@@ -1534,7 +1628,7 @@ type RecoverDeliveriesResponse struct {
 
 func (x *RecoverDeliveriesResponse) Reset() {
 	*x = RecoverDeliveriesResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[22]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1640,7 @@ func (x *RecoverDeliveriesResponse) String() string {
 func (*RecoverDeliveriesResponse) ProtoMessage() {}
 
 func (x *RecoverDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[22]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1653,7 @@ func (x *RecoverDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*RecoverDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{22}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RecoverDeliveriesResponse) GetRecovered() int64 {
@@ -1583,7 +1677,7 @@ type ReplayEventsRequest struct {
 
 func (x *ReplayEventsRequest) Reset() {
 	*x = ReplayEventsRequest{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[23]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1689,7 @@ func (x *ReplayEventsRequest) String() string {
 func (*ReplayEventsRequest) ProtoMessage() {}
 
 func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[23]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1702,7 @@ func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReplayEventsRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{23}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReplayEventsRequest) GetEndpointId() string {
@@ -1671,7 +1765,7 @@ type ReplayEventsResponse struct {
 
 func (x *ReplayEventsResponse) Reset() {
 	*x = ReplayEventsResponse{}
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[24]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1777,7 @@ func (x *ReplayEventsResponse) String() string {
 func (*ReplayEventsResponse) ProtoMessage() {}
 
 func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_webhook_service_proto_msgTypes[24]
+	mi := &file_dsync_v1_webhook_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1790,7 @@ func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{24}
+	return file_dsync_v1_webhook_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplayEventsResponse) GetScheduled() int64 {
@@ -1784,7 +1878,13 @@ const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x12.dsync.v1.DeliveryR\n" +
 	"deliveries\x12/\n" +
-	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"\x84\x01\n" +
+	"\tpage_info\x18\x02 \x01(\v2\x12.dsync.v1.PageInfoR\bpageInfo\"9\n" +
+	"\x1aListEventDeliveriesRequest\x12\x1b\n" +
+	"\tevent_ids\x18\x01 \x03(\tR\beventIds\"Q\n" +
+	"\x1bListEventDeliveriesResponse\x122\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x12.dsync.v1.DeliveryR\n" +
+	"deliveries\"\x84\x01\n" +
 	"\x15UpdateEndpointRequest\x12.\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x12.dsync.v1.EndpointR\bendpoint\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -1839,12 +1939,13 @@ const file_dsync_v1_webhook_service_proto_rawDesc = "" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DELIVERY_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18DELIVERY_STATE_SUCCEEDED\x10\x02\x12\x19\n" +
-	"\x15DELIVERY_STATE_FAILED\x10\x032\x9f\a\n" +
+	"\x15DELIVERY_STATE_FAILED\x10\x032\x83\b\n" +
 	"\x0eWebhookService\x12S\n" +
 	"\x0eCreateEndpoint\x12\x1f.dsync.v1.CreateEndpointRequest\x1a .dsync.v1.CreateEndpointResponse\x12J\n" +
 	"\vGetEndpoint\x12\x1c.dsync.v1.GetEndpointRequest\x1a\x1d.dsync.v1.GetEndpointResponse\x12P\n" +
 	"\rListEndpoints\x12\x1e.dsync.v1.ListEndpointsRequest\x1a\x1f.dsync.v1.ListEndpointsResponse\x12S\n" +
-	"\x0eListDeliveries\x12\x1f.dsync.v1.ListDeliveriesRequest\x1a .dsync.v1.ListDeliveriesResponse\x12S\n" +
+	"\x0eListDeliveries\x12\x1f.dsync.v1.ListDeliveriesRequest\x1a .dsync.v1.ListDeliveriesResponse\x12b\n" +
+	"\x13ListEventDeliveries\x12$.dsync.v1.ListEventDeliveriesRequest\x1a%.dsync.v1.ListEventDeliveriesResponse\x12S\n" +
 	"\x0eUpdateEndpoint\x12\x1f.dsync.v1.UpdateEndpointRequest\x1a .dsync.v1.UpdateEndpointResponse\x12S\n" +
 	"\x0eDeleteEndpoint\x12\x1f.dsync.v1.DeleteEndpointRequest\x1a .dsync.v1.DeleteEndpointResponse\x12M\n" +
 	"\fRotateSecret\x12\x1d.dsync.v1.RotateSecretRequest\x1a\x1e.dsync.v1.RotateSecretResponse\x12J\n" +
@@ -1867,104 +1968,109 @@ func file_dsync_v1_webhook_service_proto_rawDescGZIP() []byte {
 }
 
 var file_dsync_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dsync_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_dsync_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_dsync_v1_webhook_service_proto_goTypes = []any{
-	(OrderingMode)(0),                 // 0: dsync.v1.OrderingMode
-	(EndpointState)(0),                // 1: dsync.v1.EndpointState
-	(DeliveryState)(0),                // 2: dsync.v1.DeliveryState
-	(*Endpoint)(nil),                  // 3: dsync.v1.Endpoint
-	(*Delivery)(nil),                  // 4: dsync.v1.Delivery
-	(*DeliveryAttempt)(nil),           // 5: dsync.v1.DeliveryAttempt
-	(*CreateEndpointRequest)(nil),     // 6: dsync.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),    // 7: dsync.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),        // 8: dsync.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),       // 9: dsync.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),      // 10: dsync.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),     // 11: dsync.v1.ListEndpointsResponse
-	(*ListDeliveriesRequest)(nil),     // 12: dsync.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),    // 13: dsync.v1.ListDeliveriesResponse
-	(*UpdateEndpointRequest)(nil),     // 14: dsync.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),    // 15: dsync.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),     // 16: dsync.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),    // 17: dsync.v1.DeleteEndpointResponse
-	(*RotateSecretRequest)(nil),       // 18: dsync.v1.RotateSecretRequest
-	(*RotateSecretResponse)(nil),      // 19: dsync.v1.RotateSecretResponse
-	(*GetDeliveryRequest)(nil),        // 20: dsync.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),       // 21: dsync.v1.GetDeliveryResponse
-	(*ResendDeliveryRequest)(nil),     // 22: dsync.v1.ResendDeliveryRequest
-	(*ResendDeliveryResponse)(nil),    // 23: dsync.v1.ResendDeliveryResponse
-	(*RecoverDeliveriesRequest)(nil),  // 24: dsync.v1.RecoverDeliveriesRequest
-	(*RecoverDeliveriesResponse)(nil), // 25: dsync.v1.RecoverDeliveriesResponse
-	(*ReplayEventsRequest)(nil),       // 26: dsync.v1.ReplayEventsRequest
-	(*ReplayEventsResponse)(nil),      // 27: dsync.v1.ReplayEventsResponse
-	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 29: google.protobuf.Duration
-	(*Page)(nil),                      // 30: dsync.v1.Page
-	(*PageInfo)(nil),                  // 31: dsync.v1.PageInfo
-	(*fieldmaskpb.FieldMask)(nil),     // 32: google.protobuf.FieldMask
+	(OrderingMode)(0),                   // 0: dsync.v1.OrderingMode
+	(EndpointState)(0),                  // 1: dsync.v1.EndpointState
+	(DeliveryState)(0),                  // 2: dsync.v1.DeliveryState
+	(*Endpoint)(nil),                    // 3: dsync.v1.Endpoint
+	(*Delivery)(nil),                    // 4: dsync.v1.Delivery
+	(*DeliveryAttempt)(nil),             // 5: dsync.v1.DeliveryAttempt
+	(*CreateEndpointRequest)(nil),       // 6: dsync.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),      // 7: dsync.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),          // 8: dsync.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),         // 9: dsync.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),        // 10: dsync.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),       // 11: dsync.v1.ListEndpointsResponse
+	(*ListDeliveriesRequest)(nil),       // 12: dsync.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),      // 13: dsync.v1.ListDeliveriesResponse
+	(*ListEventDeliveriesRequest)(nil),  // 14: dsync.v1.ListEventDeliveriesRequest
+	(*ListEventDeliveriesResponse)(nil), // 15: dsync.v1.ListEventDeliveriesResponse
+	(*UpdateEndpointRequest)(nil),       // 16: dsync.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),      // 17: dsync.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),       // 18: dsync.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),      // 19: dsync.v1.DeleteEndpointResponse
+	(*RotateSecretRequest)(nil),         // 20: dsync.v1.RotateSecretRequest
+	(*RotateSecretResponse)(nil),        // 21: dsync.v1.RotateSecretResponse
+	(*GetDeliveryRequest)(nil),          // 22: dsync.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),         // 23: dsync.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),       // 24: dsync.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),      // 25: dsync.v1.ResendDeliveryResponse
+	(*RecoverDeliveriesRequest)(nil),    // 26: dsync.v1.RecoverDeliveriesRequest
+	(*RecoverDeliveriesResponse)(nil),   // 27: dsync.v1.RecoverDeliveriesResponse
+	(*ReplayEventsRequest)(nil),         // 28: dsync.v1.ReplayEventsRequest
+	(*ReplayEventsResponse)(nil),        // 29: dsync.v1.ReplayEventsResponse
+	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 31: google.protobuf.Duration
+	(*Page)(nil),                        // 32: dsync.v1.Page
+	(*PageInfo)(nil),                    // 33: dsync.v1.PageInfo
+	(*fieldmaskpb.FieldMask)(nil),       // 34: google.protobuf.FieldMask
 }
 var file_dsync_v1_webhook_service_proto_depIdxs = []int32{
 	1,  // 0: dsync.v1.Endpoint.state:type_name -> dsync.v1.EndpointState
-	28, // 1: dsync.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	28, // 2: dsync.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 1: dsync.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	30, // 2: dsync.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: dsync.v1.Endpoint.ordering:type_name -> dsync.v1.OrderingMode
-	28, // 4: dsync.v1.Endpoint.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
-	28, // 5: dsync.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
+	30, // 4: dsync.v1.Endpoint.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 5: dsync.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
 	2,  // 6: dsync.v1.Delivery.state:type_name -> dsync.v1.DeliveryState
-	28, // 7: dsync.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	28, // 8: dsync.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	28, // 9: dsync.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 7: dsync.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	30, // 8: dsync.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	30, // 9: dsync.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
 	5,  // 10: dsync.v1.Delivery.attempts_log:type_name -> dsync.v1.DeliveryAttempt
-	28, // 11: dsync.v1.DeliveryAttempt.started_at:type_name -> google.protobuf.Timestamp
-	29, // 12: dsync.v1.DeliveryAttempt.latency:type_name -> google.protobuf.Duration
+	30, // 11: dsync.v1.DeliveryAttempt.started_at:type_name -> google.protobuf.Timestamp
+	31, // 12: dsync.v1.DeliveryAttempt.latency:type_name -> google.protobuf.Duration
 	0,  // 13: dsync.v1.CreateEndpointRequest.ordering:type_name -> dsync.v1.OrderingMode
 	3,  // 14: dsync.v1.CreateEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
 	3,  // 15: dsync.v1.GetEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
-	30, // 16: dsync.v1.ListEndpointsRequest.page:type_name -> dsync.v1.Page
+	32, // 16: dsync.v1.ListEndpointsRequest.page:type_name -> dsync.v1.Page
 	3,  // 17: dsync.v1.ListEndpointsResponse.endpoints:type_name -> dsync.v1.Endpoint
-	31, // 18: dsync.v1.ListEndpointsResponse.page_info:type_name -> dsync.v1.PageInfo
-	30, // 19: dsync.v1.ListDeliveriesRequest.page:type_name -> dsync.v1.Page
+	33, // 18: dsync.v1.ListEndpointsResponse.page_info:type_name -> dsync.v1.PageInfo
+	32, // 19: dsync.v1.ListDeliveriesRequest.page:type_name -> dsync.v1.Page
 	2,  // 20: dsync.v1.ListDeliveriesRequest.state:type_name -> dsync.v1.DeliveryState
-	28, // 21: dsync.v1.ListDeliveriesRequest.created_after:type_name -> google.protobuf.Timestamp
-	28, // 22: dsync.v1.ListDeliveriesRequest.created_before:type_name -> google.protobuf.Timestamp
+	30, // 21: dsync.v1.ListDeliveriesRequest.created_after:type_name -> google.protobuf.Timestamp
+	30, // 22: dsync.v1.ListDeliveriesRequest.created_before:type_name -> google.protobuf.Timestamp
 	4,  // 23: dsync.v1.ListDeliveriesResponse.deliveries:type_name -> dsync.v1.Delivery
-	31, // 24: dsync.v1.ListDeliveriesResponse.page_info:type_name -> dsync.v1.PageInfo
-	3,  // 25: dsync.v1.UpdateEndpointRequest.endpoint:type_name -> dsync.v1.Endpoint
-	32, // 26: dsync.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 27: dsync.v1.UpdateEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
-	29, // 28: dsync.v1.RotateSecretRequest.grace_period:type_name -> google.protobuf.Duration
-	3,  // 29: dsync.v1.RotateSecretResponse.endpoint:type_name -> dsync.v1.Endpoint
-	4,  // 30: dsync.v1.GetDeliveryResponse.delivery:type_name -> dsync.v1.Delivery
-	4,  // 31: dsync.v1.ResendDeliveryResponse.delivery:type_name -> dsync.v1.Delivery
-	28, // 32: dsync.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	28, // 33: dsync.v1.ReplayEventsRequest.since:type_name -> google.protobuf.Timestamp
-	6,  // 34: dsync.v1.WebhookService.CreateEndpoint:input_type -> dsync.v1.CreateEndpointRequest
-	8,  // 35: dsync.v1.WebhookService.GetEndpoint:input_type -> dsync.v1.GetEndpointRequest
-	10, // 36: dsync.v1.WebhookService.ListEndpoints:input_type -> dsync.v1.ListEndpointsRequest
-	12, // 37: dsync.v1.WebhookService.ListDeliveries:input_type -> dsync.v1.ListDeliveriesRequest
-	14, // 38: dsync.v1.WebhookService.UpdateEndpoint:input_type -> dsync.v1.UpdateEndpointRequest
-	16, // 39: dsync.v1.WebhookService.DeleteEndpoint:input_type -> dsync.v1.DeleteEndpointRequest
-	18, // 40: dsync.v1.WebhookService.RotateSecret:input_type -> dsync.v1.RotateSecretRequest
-	20, // 41: dsync.v1.WebhookService.GetDelivery:input_type -> dsync.v1.GetDeliveryRequest
-	22, // 42: dsync.v1.WebhookService.ResendDelivery:input_type -> dsync.v1.ResendDeliveryRequest
-	24, // 43: dsync.v1.WebhookService.RecoverDeliveries:input_type -> dsync.v1.RecoverDeliveriesRequest
-	26, // 44: dsync.v1.WebhookService.ReplayEvents:input_type -> dsync.v1.ReplayEventsRequest
-	7,  // 45: dsync.v1.WebhookService.CreateEndpoint:output_type -> dsync.v1.CreateEndpointResponse
-	9,  // 46: dsync.v1.WebhookService.GetEndpoint:output_type -> dsync.v1.GetEndpointResponse
-	11, // 47: dsync.v1.WebhookService.ListEndpoints:output_type -> dsync.v1.ListEndpointsResponse
-	13, // 48: dsync.v1.WebhookService.ListDeliveries:output_type -> dsync.v1.ListDeliveriesResponse
-	15, // 49: dsync.v1.WebhookService.UpdateEndpoint:output_type -> dsync.v1.UpdateEndpointResponse
-	17, // 50: dsync.v1.WebhookService.DeleteEndpoint:output_type -> dsync.v1.DeleteEndpointResponse
-	19, // 51: dsync.v1.WebhookService.RotateSecret:output_type -> dsync.v1.RotateSecretResponse
-	21, // 52: dsync.v1.WebhookService.GetDelivery:output_type -> dsync.v1.GetDeliveryResponse
-	23, // 53: dsync.v1.WebhookService.ResendDelivery:output_type -> dsync.v1.ResendDeliveryResponse
-	25, // 54: dsync.v1.WebhookService.RecoverDeliveries:output_type -> dsync.v1.RecoverDeliveriesResponse
-	27, // 55: dsync.v1.WebhookService.ReplayEvents:output_type -> dsync.v1.ReplayEventsResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	33, // 24: dsync.v1.ListDeliveriesResponse.page_info:type_name -> dsync.v1.PageInfo
+	4,  // 25: dsync.v1.ListEventDeliveriesResponse.deliveries:type_name -> dsync.v1.Delivery
+	3,  // 26: dsync.v1.UpdateEndpointRequest.endpoint:type_name -> dsync.v1.Endpoint
+	34, // 27: dsync.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 28: dsync.v1.UpdateEndpointResponse.endpoint:type_name -> dsync.v1.Endpoint
+	31, // 29: dsync.v1.RotateSecretRequest.grace_period:type_name -> google.protobuf.Duration
+	3,  // 30: dsync.v1.RotateSecretResponse.endpoint:type_name -> dsync.v1.Endpoint
+	4,  // 31: dsync.v1.GetDeliveryResponse.delivery:type_name -> dsync.v1.Delivery
+	4,  // 32: dsync.v1.ResendDeliveryResponse.delivery:type_name -> dsync.v1.Delivery
+	30, // 33: dsync.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	30, // 34: dsync.v1.ReplayEventsRequest.since:type_name -> google.protobuf.Timestamp
+	6,  // 35: dsync.v1.WebhookService.CreateEndpoint:input_type -> dsync.v1.CreateEndpointRequest
+	8,  // 36: dsync.v1.WebhookService.GetEndpoint:input_type -> dsync.v1.GetEndpointRequest
+	10, // 37: dsync.v1.WebhookService.ListEndpoints:input_type -> dsync.v1.ListEndpointsRequest
+	12, // 38: dsync.v1.WebhookService.ListDeliveries:input_type -> dsync.v1.ListDeliveriesRequest
+	14, // 39: dsync.v1.WebhookService.ListEventDeliveries:input_type -> dsync.v1.ListEventDeliveriesRequest
+	16, // 40: dsync.v1.WebhookService.UpdateEndpoint:input_type -> dsync.v1.UpdateEndpointRequest
+	18, // 41: dsync.v1.WebhookService.DeleteEndpoint:input_type -> dsync.v1.DeleteEndpointRequest
+	20, // 42: dsync.v1.WebhookService.RotateSecret:input_type -> dsync.v1.RotateSecretRequest
+	22, // 43: dsync.v1.WebhookService.GetDelivery:input_type -> dsync.v1.GetDeliveryRequest
+	24, // 44: dsync.v1.WebhookService.ResendDelivery:input_type -> dsync.v1.ResendDeliveryRequest
+	26, // 45: dsync.v1.WebhookService.RecoverDeliveries:input_type -> dsync.v1.RecoverDeliveriesRequest
+	28, // 46: dsync.v1.WebhookService.ReplayEvents:input_type -> dsync.v1.ReplayEventsRequest
+	7,  // 47: dsync.v1.WebhookService.CreateEndpoint:output_type -> dsync.v1.CreateEndpointResponse
+	9,  // 48: dsync.v1.WebhookService.GetEndpoint:output_type -> dsync.v1.GetEndpointResponse
+	11, // 49: dsync.v1.WebhookService.ListEndpoints:output_type -> dsync.v1.ListEndpointsResponse
+	13, // 50: dsync.v1.WebhookService.ListDeliveries:output_type -> dsync.v1.ListDeliveriesResponse
+	15, // 51: dsync.v1.WebhookService.ListEventDeliveries:output_type -> dsync.v1.ListEventDeliveriesResponse
+	17, // 52: dsync.v1.WebhookService.UpdateEndpoint:output_type -> dsync.v1.UpdateEndpointResponse
+	19, // 53: dsync.v1.WebhookService.DeleteEndpoint:output_type -> dsync.v1.DeleteEndpointResponse
+	21, // 54: dsync.v1.WebhookService.RotateSecret:output_type -> dsync.v1.RotateSecretResponse
+	23, // 55: dsync.v1.WebhookService.GetDelivery:output_type -> dsync.v1.GetDeliveryResponse
+	25, // 56: dsync.v1.WebhookService.ResendDelivery:output_type -> dsync.v1.ResendDeliveryResponse
+	27, // 57: dsync.v1.WebhookService.RecoverDeliveries:output_type -> dsync.v1.RecoverDeliveriesResponse
+	29, // 58: dsync.v1.WebhookService.ReplayEvents:output_type -> dsync.v1.ReplayEventsResponse
+	47, // [47:59] is the sub-list for method output_type
+	35, // [35:47] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_dsync_v1_webhook_service_proto_init() }
@@ -1973,7 +2079,7 @@ func file_dsync_v1_webhook_service_proto_init() {
 		return
 	}
 	file_dsync_v1_directory_service_proto_init()
-	file_dsync_v1_webhook_service_proto_msgTypes[23].OneofWrappers = []any{
+	file_dsync_v1_webhook_service_proto_msgTypes[25].OneofWrappers = []any{
 		(*ReplayEventsRequest_Since)(nil),
 		(*ReplayEventsRequest_AfterEventId)(nil),
 	}
@@ -1983,7 +2089,7 @@ func file_dsync_v1_webhook_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_webhook_service_proto_rawDesc), len(file_dsync_v1_webhook_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_CreateEndpoint_FullMethodName    = "/dsync.v1.WebhookService/CreateEndpoint"
-	WebhookService_GetEndpoint_FullMethodName       = "/dsync.v1.WebhookService/GetEndpoint"
-	WebhookService_ListEndpoints_FullMethodName     = "/dsync.v1.WebhookService/ListEndpoints"
-	WebhookService_ListDeliveries_FullMethodName    = "/dsync.v1.WebhookService/ListDeliveries"
-	WebhookService_UpdateEndpoint_FullMethodName    = "/dsync.v1.WebhookService/UpdateEndpoint"
-	WebhookService_DeleteEndpoint_FullMethodName    = "/dsync.v1.WebhookService/DeleteEndpoint"
-	WebhookService_RotateSecret_FullMethodName      = "/dsync.v1.WebhookService/RotateSecret"
-	WebhookService_GetDelivery_FullMethodName       = "/dsync.v1.WebhookService/GetDelivery"
-	WebhookService_ResendDelivery_FullMethodName    = "/dsync.v1.WebhookService/ResendDelivery"
-	WebhookService_RecoverDeliveries_FullMethodName = "/dsync.v1.WebhookService/RecoverDeliveries"
-	WebhookService_ReplayEvents_FullMethodName      = "/dsync.v1.WebhookService/ReplayEvents"
+	WebhookService_CreateEndpoint_FullMethodName      = "/dsync.v1.WebhookService/CreateEndpoint"
+	WebhookService_GetEndpoint_FullMethodName         = "/dsync.v1.WebhookService/GetEndpoint"
+	WebhookService_ListEndpoints_FullMethodName       = "/dsync.v1.WebhookService/ListEndpoints"
+	WebhookService_ListDeliveries_FullMethodName      = "/dsync.v1.WebhookService/ListDeliveries"
+	WebhookService_ListEventDeliveries_FullMethodName = "/dsync.v1.WebhookService/ListEventDeliveries"
+	WebhookService_UpdateEndpoint_FullMethodName      = "/dsync.v1.WebhookService/UpdateEndpoint"
+	WebhookService_DeleteEndpoint_FullMethodName      = "/dsync.v1.WebhookService/DeleteEndpoint"
+	WebhookService_RotateSecret_FullMethodName        = "/dsync.v1.WebhookService/RotateSecret"
+	WebhookService_GetDelivery_FullMethodName         = "/dsync.v1.WebhookService/GetDelivery"
+	WebhookService_ResendDelivery_FullMethodName      = "/dsync.v1.WebhookService/ResendDelivery"
+	WebhookService_RecoverDeliveries_FullMethodName   = "/dsync.v1.WebhookService/RecoverDeliveries"
+	WebhookService_ReplayEvents_FullMethodName        = "/dsync.v1.WebhookService/ReplayEvents"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -48,6 +49,10 @@ type WebhookServiceClient interface {
 	// ListDeliveries pages through an endpoint's deliveries, newest first by
 	// default, each with its attempts.
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	// ListEventDeliveries returns every endpoint's deliveries of some events,
+	// each with its attempts: one call, where ListDeliveries needs one per
+	// endpoint, for a view that starts from events (the dashboard's).
+	ListEventDeliveries(ctx context.Context, in *ListEventDeliveriesRequest, opts ...grpc.CallOption) (*ListEventDeliveriesResponse, error)
 	// UpdateEndpoint changes the fields named in update_mask. Enabling a
 	// disabled endpoint resumes it where it stopped: its pending deliveries
 	// become due and the events it missed while disabled are delivered.
@@ -113,6 +118,16 @@ func (c *webhookServiceClient) ListDeliveries(ctx context.Context, in *ListDeliv
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListDeliveriesResponse)
 	err := c.cc.Invoke(ctx, WebhookService_ListDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListEventDeliveries(ctx context.Context, in *ListEventDeliveriesRequest, opts ...grpc.CallOption) (*ListEventDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventDeliveriesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListEventDeliveries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +220,10 @@ type WebhookServiceServer interface {
 	// ListDeliveries pages through an endpoint's deliveries, newest first by
 	// default, each with its attempts.
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
+	// ListEventDeliveries returns every endpoint's deliveries of some events,
+	// each with its attempts: one call, where ListDeliveries needs one per
+	// endpoint, for a view that starts from events (the dashboard's).
+	ListEventDeliveries(context.Context, *ListEventDeliveriesRequest) (*ListEventDeliveriesResponse, error)
 	// UpdateEndpoint changes the fields named in update_mask. Enabling a
 	// disabled endpoint resumes it where it stopped: its pending deliveries
 	// become due and the events it missed while disabled are delivered.
@@ -247,6 +266,9 @@ func (UnimplementedWebhookServiceServer) ListEndpoints(context.Context, *ListEnd
 }
 func (UnimplementedWebhookServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListEventDeliveries(context.Context, *ListEventDeliveriesRequest) (*ListEventDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEventDeliveries not implemented")
 }
 func (UnimplementedWebhookServiceServer) UpdateEndpoint(context.Context, *UpdateEndpointRequest) (*UpdateEndpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateEndpoint not implemented")
@@ -358,6 +380,24 @@ func _WebhookService_ListDeliveries_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(WebhookServiceServer).ListDeliveries(ctx, req.(*ListDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListEventDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListEventDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListEventDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListEventDeliveries(ctx, req.(*ListEventDeliveriesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -510,6 +550,10 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDeliveries",
 			Handler:    _WebhookService_ListDeliveries_Handler,
+		},
+		{
+			MethodName: "ListEventDeliveries",
+			Handler:    _WebhookService_ListEventDeliveries_Handler,
 		},
 		{
 			MethodName: "UpdateEndpoint",

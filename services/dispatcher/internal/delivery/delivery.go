@@ -130,7 +130,8 @@ type Delivery struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	// AttemptLog holds the attempts, oldest first, when the Service read
-	// them; stores leave it nil.
+	// them or the store returned them with the delivery
+	// (DeliveriesOfEvents); other store methods leave it nil.
 	AttemptLog []Attempt
 }
 
@@ -304,6 +305,13 @@ type Store interface {
 	ListDeliveries(ctx context.Context, endpointID string, f DeliveryFilter, q ListQuery) ([]Delivery, error)
 	// ListAttempts returns a delivery's attempts by number.
 	ListAttempts(ctx context.Context, deliveryID string) ([]Attempt, error)
+	// DeliveriesOfEvents returns every endpoint's deliveries of the events
+	// eventIDs, ordered by event id then endpoint id, each with its
+	// AttemptLog, all read in one statement (so a delivery and its
+	// attempts agree): a view that starts from events asks once, not once
+	// per endpoint and delivery. An id without deliveries adds none; a
+	// repeated id counts once.
+	DeliveriesOfEvents(ctx context.Context, eventIDs []string) ([]Delivery, error)
 
 	// Prune deletes one batch of what retention no longer keeps, q.Before
 	// being the horizon, and returns what it removed:

@@ -22,6 +22,9 @@ const (
 	MaxScheduleDelay   = 7 * 24 * time.Hour
 	// replayBatch is how many events a replay reads and schedules at once.
 	replayBatch = 500
+	// MaxEventIDs bounds the events one DeliveriesOfEvents call names, and
+	// with them the size of its answer.
+	MaxEventIDs = 100
 )
 
 // Service manages endpoints and the delivery log. It is what the
@@ -301,6 +304,27 @@ func (s *Service) ListDeliveries(ctx context.Context, endpointID string, f Deliv
 		}
 	}
 	return ds, info, nil
+}
+
+// DeliveriesOfEvents returns every endpoint's deliveries of the events
+// eventIDs, in event id then endpoint id order, each with its attempt log.
+// It returns ErrInvalid for no ids, more than MaxEventIDs or one that is
+// not an event id. An event without deliveries (no endpoint subscribed to
+// it, or retention pruned them) adds none; a repeated id counts once.
+func (s *Service) DeliveriesOfEvents(ctx context.Context, eventIDs []string) ([]Delivery, error) {
+	if len(eventIDs) == 0 || len(eventIDs) > MaxEventIDs {
+		return nil, fmt.Errorf("%w: give 1 to %d event ids, not %d", ErrInvalid, MaxEventIDs, len(eventIDs))
+	}
+	for _, id := range eventIDs {
+		if !event.ValidID(id, event.PrefixEvent) {
+			return nil, fmt.Errorf("%w: event id %q", ErrInvalid, id)
+		}
+	}
+	ds, err := s.Store.DeliveriesOfEvents(ctx, eventIDs)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of events: %w", err)
+	}
+	return ds, nil
 }
 
 // GetDelivery returns one delivery of an endpoint with its attempt log;

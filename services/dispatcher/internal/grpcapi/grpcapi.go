@@ -218,6 +218,20 @@ func (s *Server) ListDeliveries(ctx context.Context, req *dsyncv1.ListDeliveries
 	return resp, nil
 }
 
+// ListEventDeliveries returns every endpoint's deliveries of some events,
+// each with its attempts, in event then endpoint order.
+func (s *Server) ListEventDeliveries(ctx context.Context, req *dsyncv1.ListEventDeliveriesRequest) (*dsyncv1.ListEventDeliveriesResponse, error) {
+	ds, err := s.Service.DeliveriesOfEvents(ctx, req.GetEventIds())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	resp := &dsyncv1.ListEventDeliveriesResponse{Deliveries: make([]*dsyncv1.Delivery, 0, len(ds))}
+	for _, d := range ds {
+		resp.Deliveries = append(resp.Deliveries, deliveryProto(d))
+	}
+	return resp, nil
+}
+
 // status maps domain errors to gRPC codes, in this one place. Unexpected
 // errors are logged here and reach the client without details.
 func (s *Server) status(ctx context.Context, err error) error {

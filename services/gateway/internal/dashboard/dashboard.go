@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -93,6 +94,9 @@ type Dashboard struct {
 	// done ends the live streams: Run's context is cancelled before the
 	// HTTP server drains, and a stream never ends by itself.
 	done <-chan struct{}
+	// scanningDeliveries is set while the dispatcher lacks
+	// ListEventDeliveries (see eventDeliveries), so that is logged once.
+	scanningDeliveries atomic.Bool
 }
 
 // New returns the dashboard. Live streams end when ctx is done, so that a

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,12 +100,41 @@ func (fakeDirectories) GetProjectionStatus(context.Context, *dsyncv1.GetProjecti
 }
 
 // fakeWebhooks answers GetEndpoint with the secret, as the real dispatcher
-// does, so that the test can check the page leaves it out.
+// does, so that the test can check the page leaves it out. It holds one
+// delivery of eventID to epID and, known only to ListEventDeliveries,
+// one to otherEPID, an endpoint past those ListEndpoints lists. old makes
+// it a dispatcher from before ListEventDeliveries (Unimplemented).
 type fakeWebhooks struct {
 	dsyncv1.UnimplementedWebhookServiceServer
+	old   bool
+	mu    sync.Mutex
+	calls []string // the methods called, in order
 }
 
-func (fakeWebhooks) GetEndpoint(_ context.Context, req *dsyncv1.GetEndpointRequest) (*dsyncv1.GetEndpointResponse, error) {
+// otherEPID is an endpoint ListEndpoints does not list.
+const otherEPID = "we_01JZ0000000000000000000009"
+
+func (f *fakeWebhooks) called(method string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, method)
+}
+
+// count returns how many times method was called.
+func (f *fakeWebhooks) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == method {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeWebhooks) GetEndpoint(_ context.Context, req *dsyncv1.GetEndpointRequest) (*dsyncv1.GetEndpointResponse, error) {
+	f.called("GetEndpoint")
 	if req.GetId() != epID {
 		return nil, status.Error(codes.NotFound, "endpoint not found")
 	}
@@ -114,19 +144,43 @@ func (fakeWebhooks) GetEndpoint(_ context.Context, req *dsyncv1.GetEndpointReque
 	}}, nil
 }
 
-func (fakeWebhooks) ListEndpoints(context.Context, *dsyncv1.ListEndpointsRequest) (*dsyncv1.ListEndpointsResponse, error) {
+func (f *fakeWebhooks) ListEndpoints(context.Context, *dsyncv1.ListEndpointsRequest) (*dsyncv1.ListEndpointsResponse, error) {
+	f.called("ListEndpoints")
 	return &dsyncv1.ListEndpointsResponse{Endpoints: []*dsyncv1.Endpoint{{
 		Id: epID, Url: "https://app.test/hook", Secret: whSecret, State: dsyncv1.EndpointState_ENDPOINT_STATE_ENABLED,
 	}}, PageInfo: &dsyncv1.PageInfo{}}, nil
 }
 
-func (fakeWebhooks) ListDeliveries(context.Context, *dsyncv1.ListDeliveriesRequest) (*dsyncv1.ListDeliveriesResponse, error) {
-	return &dsyncv1.ListDeliveriesResponse{Deliveries: []*dsyncv1.Delivery{{
-		Id: dlvID, EndpointId: epID, EventId: eventID,
+// failedDelivery is the delivery of eventID to endpoint, failed after
+// three attempts.
+func failedDelivery(id, endpoint string) *dsyncv1.Delivery {
+	return &dsyncv1.Delivery{
+		Id: id, EndpointId: endpoint, EventId: eventID,
 		Event: "dsync.user.created", State: dsyncv1.DeliveryState_DELIVERY_STATE_FAILED, Attempts: 3,
 		LastStatusCode: 500, LastError: "status 500", CreatedAt: timestamppb.Now(),
 		AttemptsLog: []*dsyncv1.DeliveryAttempt{{Number: 1, StartedAt: timestamppb.Now(), StatusCode: 500, Error: "status 500"}},
-	}}, PageInfo: &dsyncv1.PageInfo{}}, nil
+	}
+}
+
+func (f *fakeWebhooks) ListDeliveries(context.Context, *dsyncv1.ListDeliveriesRequest) (*dsyncv1.ListDeliveriesResponse, error) {
+	f.called("ListDeliveries")
+	return &dsyncv1.ListDeliveriesResponse{Deliveries: []*dsyncv1.Delivery{failedDelivery(dlvID, epID)},
+		PageInfo: &dsyncv1.PageInfo{}}, nil
+}
+
+func (f *fakeWebhooks) ListEventDeliveries(ctx context.Context, req *dsyncv1.ListEventDeliveriesRequest) (*dsyncv1.ListEventDeliveriesResponse, error) {
+	f.called("ListEventDeliveries")
+	if f.old {
+		return f.UnimplementedWebhookServiceServer.ListEventDeliveries(ctx, req)
+	}
+	if n := len(req.GetEventIds()); n == 0 || n > 100 {
+		return nil, status.Errorf(codes.InvalidArgument, "give 1 to 100 event ids, not %d", n)
+	}
+	resp := &dsyncv1.ListEventDeliveriesResponse{}
+	if slices.Contains(req.GetEventIds(), eventID) {
+		resp.Deliveries = []*dsyncv1.Delivery{failedDelivery(dlvID, epID), failedDelivery("whd_01JZ0000000000000000000009", otherEPID)}
+	}
+	return resp, nil
 }
 
 // restAPI is a small stand-in for the gateway's REST API, with the same
@@ -242,6 +296,7 @@ type fixture struct {
 	nats *natstest.Server
 	api  *restAPI
 	now  *clock
+	wh   *fakeWebhooks
 }
 
 type clock struct {
@@ -272,12 +327,18 @@ func serveGRPC(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, &fakeWebhooks{})
+}
+
+// newFixtureWith is newFixture with wh as the dispatcher.
+func newFixtureWith(t *testing.T, wh *fakeWebhooks) *fixture {
+	t.Helper()
 	ns := natstest.Run(t)
 	conn := serveGRPC(t, func(s *grpc.Server) {
 		dsyncv1.RegisterDirectoryServiceServer(s, fakeDirectories{})
-		dsyncv1.RegisterWebhookServiceServer(s, fakeWebhooks{})
+		dsyncv1.RegisterWebhookServiceServer(s, wh)
 	})
-	f := &fixture{nats: ns, api: &restAPI{}, now: &clock{t: time.Now()}}
+	f := &fixture{nats: ns, api: &restAPI{}, now: &clock{t: time.Now()}, wh: wh}
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := dashboard.New(ctx, dashboard.Config{
 		APIKey: apiKey, Password: password, API: f.api,

@@ -4,10 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dsync-dev/dsync/pkg/event"
 	"github.com/dsync-dev/dsync/pkg/workos"
@@ -172,45 +171,38 @@ func aboutUser(ev *dsyncv1.Event, userID string) bool {
 	return false
 }
 
-// deliveriesOf finds the webhook deliveries of evs, by event id: every
-// endpoint's deliveries created since the oldest event (at most three
-// pages of 100 per endpoint; the dispatcher lists deliveries by endpoint).
+// deliveriesOf finds the webhook deliveries of evs, by event id: one
+// ListEventDeliveries call per maxEventIDs events (the pages pass at most
+// that many), every endpoint's deliveries included.
 func (d *Dashboard) deliveriesOf(ctx context.Context, evs []*dsyncv1.Event) map[string][]LiveDelivery {
 	out := map[string][]LiveDelivery{}
 	if len(evs) == 0 {
 		return out
 	}
-	want := map[string]bool{}
+	ids := make([]string, 0, len(evs))
 	oldest := time.Now()
 	for _, ev := range evs {
-		want[ev.GetId()] = true
+		ids = append(ids, ev.GetId())
 		if t := ev.GetOccurredAt().AsTime(); t.Before(oldest) {
 			oldest = t
 		}
 	}
-	eps, err := d.cfg.Webhooks.ListEndpoints(ctx, &dsyncv1.ListEndpointsRequest{Page: &dsyncv1.Page{Limit: trackEndpoints}})
-	if err != nil {
+	var ds []*dsyncv1.Delivery
+	for chunk := range slices.Chunk(ids, maxEventIDs) {
+		// Three pages per endpoint should the dispatcher be older and
+		// scanned (see eventDeliveries).
+		got, err := d.eventDeliveries(ctx, chunk, oldest, 3)
+		if err != nil {
+			break // the page shows the events without their deliveries
+		}
+		ds = append(ds, got...)
+	}
+	if len(ds) == 0 {
 		return out
 	}
-	for _, ep := range eps.GetEndpoints() {
-		after := ""
-		for range 3 {
-			resp, err := d.cfg.Webhooks.ListDeliveries(ctx, &dsyncv1.ListDeliveriesRequest{
-				EndpointId: ep.GetId(), CreatedAfter: timestamppb.New(oldest.Add(-time.Minute)),
-				Page: &dsyncv1.Page{Limit: 100, Order: dsyncv1.Order_ORDER_DESC, After: after},
-			})
-			if err != nil {
-				break
-			}
-			for _, x := range resp.GetDeliveries() {
-				if want[x.GetEventId()] {
-					out[x.GetEventId()] = append(out[x.GetEventId()], newLiveDelivery(x, ep.GetUrl()))
-				}
-			}
-			if after = resp.GetPageInfo().GetAfter(); after == "" {
-				break
-			}
-		}
+	urls := d.endpointURLs(ctx)
+	for _, x := range ds {
+		out[x.GetEventId()] = append(out[x.GetEventId()], newLiveDelivery(x, urls[x.GetEndpointId()]))
 	}
 	return out
 }

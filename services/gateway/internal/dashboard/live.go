@@ -183,7 +183,7 @@ func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request) {
 	for {
 		if pollNow {
 			pollNow = false
-			for _, dv := range tracker.poll(r.Context(), d.cfg.Webhooks) {
+			for _, dv := range tracker.poll(r.Context(), d) {
 				if send("delivery", dv) != nil {
 					return
 				}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) delivery.Store) {
 	t.Run("ClaimDirectoryOrder", func(t *testing.T) { testClaimDirectoryOrder(t, open(t)) })
 	t.Run("ScheduleAndRecover", func(t *testing.T) { testScheduleAndRecover(t, open(t)) })
 	t.Run("ListDeliveriesFilter", func(t *testing.T) { testListDeliveriesFilter(t, open(t)) })
+	t.Run("DeliveriesOfEvents", func(t *testing.T) { testDeliveriesOfEvents(t, open(t)) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, open(t)) })
 }
 
