@@ -24,9 +24,10 @@ type WorkerConfig struct {
 	Policy Policy
 	Log    *slog.Logger
 	// Concurrency bounds the deliveries claimed and not yet recorded, all
-	// endpoints together (queued or in flight); default 4096. A failing
-	// endpoint holds at most PerEndpoint of them, so a few hundred dead
-	// endpoints cannot take the budget healthy ones need.
+	// endpoints together (queued or in flight); default 4096. An endpoint
+	// whose attempts fail slowly (time out) holds at most PerEndpoint of
+	// them, so hundreds of dead endpoints cannot take the budget healthy
+	// ones need.
 	Concurrency int
 	// PerEndpoint bounds the attempts in flight to one endpoint; default 4.
 	// Each endpoint has its own queue and sending goroutines (its lane),
@@ -106,6 +107,11 @@ func (w *Worker) Notify() {
 	}
 }
 
+// stallAfter is how long a failed attempt must have taken for its endpoint
+// to count as stalled (claimed no further ahead than its attempts in
+// flight).
+const stallAfter = time.Second
+
 // failureLogLimit is how many failed attempts of one endpoint are logged
 // per minute.
 const failureLogLimit = 20
@@ -161,11 +167,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	// held counts, per endpoint, the deliveries claimed and not yet
 	// recorded; the store leaves out endpoints holding QueueDepth.
 	held := map[string]int{}
-	// failing holds the endpoints whose last recorded attempt failed. They
-	// are claimed no more than their attempts in flight (PerEndpoint): a
-	// queue behind an endpoint that times out only holds claims (and
-	// their share of Concurrency) that wait for its timeouts.
-	failing := map[string]bool{}
+	// stalled holds the endpoints whose last recorded attempt failed
+	// slowly (a timeout, say). They are claimed no further ahead than
+	// their attempts in flight (PerEndpoint): a queue behind an endpoint
+	// that hangs only holds claims (and their share of Concurrency) that
+	// wait for its timeouts. An endpoint failing fast keeps its queue:
+	// it drains it at once, and fed a few at a time it would need a claim
+	// per attempt.
+	stalled := map[string]bool{}
 	// start runs l's queued claims while it has free slots.
 	start := func(l *lane) {
 		for l.running < w.cfg.PerEndpoint && len(l.queue) > 0 {
@@ -200,7 +209,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		claiming, again, requested = true, false, free
 		claimed += free // reserved until the claim returns
 		holding := maps.Clone(held)
-		for id := range failing {
+		for id := range stalled {
 			holding[id] += w.cfg.QueueDepth - w.cfg.PerEndpoint
 		}
 		go func() {
@@ -275,10 +284,10 @@ func (w *Worker) Run(ctx context.Context) error {
 				if held[r.endpointID]--; held[r.endpointID] <= 0 {
 					delete(held, r.endpointID)
 				}
-				if r.failed {
-					failing[r.endpointID] = true
+				if r.stalled {
+					stalled[r.endpointID] = true
 				} else {
-					delete(failing, r.endpointID)
+					delete(stalled, r.endpointID)
 				}
 			}
 			startClaim()
@@ -313,7 +322,7 @@ func (w *Worker) release(ctx context.Context, lanes map[string]*lane) int {
 // recorded is an attempt whose recording ended (written or not).
 type recorded struct {
 	endpointID string
-	failed     bool
+	stalled    bool // failed after at least stallAfter
 }
 
 // record writes finished attempts in batches until results is closed,
@@ -344,7 +353,8 @@ func (w *Worker) record(ctx context.Context, results <-chan finished, done chan<
 		for i, f := range batch {
 			f.observed(f.result, f.Outcome)
 			w.logAttempt(ctx, failures, f, err, err == nil && !written[i])
-			rs = append(rs, recorded{endpointID: f.claim.Delivery.EndpointID, failed: f.Outcome.State != DeliverySucceeded})
+			rs = append(rs, recorded{endpointID: f.claim.Delivery.EndpointID,
+				stalled: f.Outcome.State != DeliverySucceeded && f.result.Latency >= stallAfter})
 		}
 		done <- rs
 	}
