@@ -44,6 +44,13 @@ type Store struct {
 	// serial. The generic plan is sound because each of the claim's
 	// lookups has an index keyed on exactly what it looks up (migration
 	// 0003) and the StatsKeeper refreshes the statistics it is made from.
+	// Bitmap and sequential scans are off on this pool: every step of the
+	// claim is an ordered or point index probe. With a backlog, the generic
+	// plan (which cannot see how few deliveries are due at the time it
+	// runs, and so guesses a third of the pending ones) chose to read every
+	// pending row of the endpoint, or every due-index entry (dead ones
+	// included: a bitmap scan never marks them) and their heap pages, and
+	// sort, where the ordered index scan stops after the window.
 	claims *pgxpool.Pool
 	stats  *postgres.StatsKeeper
 }
@@ -66,7 +73,10 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	claims, err := postgres.Open(ctx, url,
-		postgres.WithSetting("plan_cache_mode", "force_generic_plan"), postgres.WithMaxConns(2))
+		postgres.WithSetting("plan_cache_mode", "force_generic_plan"),
+		postgres.WithSetting("enable_bitmapscan", "off"),
+		postgres.WithSetting("enable_seqscan", "off"),
+		postgres.WithMaxConns(2))
 	if err != nil {
 		pool.Close()
 		return nil, err
